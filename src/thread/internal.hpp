@@ -47,10 +47,13 @@ class Parker {
             void* ctx = nullptr);
   // Runs `block` in place of the futex sleep; an unpark() meanwhile calls `wake(ctx)`.
   template <typename Block>
-  void park_external(void (*wake)(void*), void* ctx, Block&& block) {
+  void park_external(void (*wake)(void*), void* ctx, Block&& block, bool (*recheck)(void*),
+                     void* recheck_ctx) {
     external_ctx_.store(ctx, std::memory_order_relaxed);
     external_wake_.store(wake, std::memory_order_release);
-    if (state_.exchange(kSleeping, std::memory_order_seq_cst) != kNotified) block();
+    if (state_.exchange(kSleeping, std::memory_order_seq_cst) != kNotified && !(recheck && recheck(recheck_ctx))) {
+      block();
+    }
     state_.store(kAwake, std::memory_order_seq_cst);
     external_wake_.store(nullptr, std::memory_order_release);
   }
@@ -63,6 +66,9 @@ class Parker {
   std::atomic<void (*)(void*)> external_wake_{nullptr};
   std::atomic<void*> external_ctx_{nullptr};
 };
+
+// True when a stream served by the thread of `context` (a ThreadContext*) has a ready ULT.
+bool thread_has_work(void* context);
 
 // Per OS thread: what it sleeps on and which streams it runs.
 struct ThreadContext {

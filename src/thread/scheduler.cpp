@@ -303,5 +303,21 @@ void sleep_for(std::chrono::nanoseconds duration) {
   sleep_until(std::chrono::steady_clock::now() + duration);
 }
 
+void idle_wait(void (*wait)(void* ctx, std::chrono::nanoseconds timeout),
+               void (*interrupt)(void* ctx), void* ctx, std::chrono::nanoseconds max_timeout) {
+  detail::ThreadContext& context = detail::this_thread_context();
+  auto timeout = max_timeout;
+  auto now = detail::Clock::now();
+  for (detail::XstreamImpl* stream : context.streams) {
+    stream->runtime().poll_timers();
+    if (auto t = stream->runtime().timers().earliest()) {
+      timeout = std::min<std::chrono::nanoseconds>(timeout, std::max(*t - now, detail::Clock::duration::zero()));
+    }
+  }
+  if (timeout <= std::chrono::nanoseconds::zero()) return;
+  context.parker.park_external(
+      interrupt, ctx, [&] { wait(ctx, timeout); }, detail::thread_has_work, &context);
+}
+
 }  // namespace this_ult
 }  // namespace dango::thread

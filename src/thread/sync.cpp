@@ -15,14 +15,13 @@ using detail::Waiter;
 namespace {
 
 // Waits on `w`, already published in `list` under `guard`. On a timeout or an interrupt the
-// waiter unlinks itself; returns the outcome.
+// waiter unlinks itself. Taking `guard` before returning also waits for the notifier to release
+// it, so the caller may destroy the primitive right after.
 WaitOutcome wait_in(detail::SpinLock& guard, detail::WaitList& list, Waiter& w,
                     std::optional<detail::Clock::time_point> deadline = {}) {
   WaitOutcome outcome = detail::block(w, deadline);
-  if (outcome != WaitOutcome::kSignaled) {
-    std::lock_guard lock(guard);
-    list.remove(w);
-  }
+  std::lock_guard lock(guard);
+  list.remove(w);
   return outcome;
 }
 

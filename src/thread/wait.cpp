@@ -92,7 +92,8 @@ void EventualCore::set_ready() {
 }
 
 bool EventualCore::wait_until(std::optional<Clock::time_point> deadline) {
-  if (ready()) return true;
+  // Every return passes through guard_ after ready_ was seen: set_ready() has then released
+  // the lock, so the caller may destroy (or reset) the eventual right away.
   Waiter w;
   {
     std::lock_guard lock(guard_);
@@ -100,11 +101,11 @@ bool EventualCore::wait_until(std::optional<Clock::time_point> deadline) {
     waiters_.push_back(w);
   }
   WaitOutcome outcome = block(w, deadline);
-  if (outcome == WaitOutcome::kSignaled) return true;
   {
     std::lock_guard lock(guard_);
     waiters_.remove(w);
   }
+  if (outcome == WaitOutcome::kSignaled) return true;
   if (outcome == WaitOutcome::kInterrupted && !ready()) throw_interrupted();
   return ready();
 }

@@ -25,26 +25,26 @@ enum class PoolKind {
 };
 
 struct PoolOptions {
-  std::string name;                       // unique among pools
+  std::string name{};                     // unique among pools
   PoolKind kind = PoolKind::kFifoWait;    // default: sleeping when idle costs no CPU
 
   static PoolOptions from_json(const nlohmann::json& json, std::string_view path);
 };
 
 struct XstreamOptions {
-  std::string name;                // unique among execution streams; "__primary__" configures
+  std::string name{};              // unique among execution streams; "__primary__" configures
                                    // the pools of the caller's thread
-  std::vector<std::string> pools;  // pools served, highest precedence first
+  std::vector<std::string> pools{};  // pools served, highest precedence first
 
   static XstreamOptions from_json(const nlohmann::json& json, std::string_view path);
 };
 
 struct ThreadsOptions {
   // Pools besides "__primary__" (which exists implicitly, kind fifo_wait, unless listed here).
-  std::vector<PoolOptions> pools;
+  std::vector<PoolOptions> pools{};
   // Execution streams (OS threads) started by the runtime; "__primary__" may be listed to
   // choose the pools the caller's thread serves (default: just "__primary__").
-  std::vector<XstreamOptions> xstreams;
+  std::vector<XstreamOptions> xstreams{};
   // Pool running the RPC engine's network progress loop (default "__primary__").
   std::string progress_pool{kPrimary};
   // Pool running RPC handlers of providers that name no pool (default "__primary__").

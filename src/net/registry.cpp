@@ -1,0 +1,82 @@
+// The transport registry: schemes ("tcp", later "sm", "ofi+verbs") map to factories registered
+// at static-initialisation time by DANGO_REGISTER_TRANSPORT, so adding a transport is one new
+// file and one registration line.
+
+#include <map>
+#include <mutex>
+#include <string>
+#include <utility>
+
+#include "dango/common/error.hpp"
+#include "dango/net/transport.hpp"
+
+namespace dango::net {
+namespace {
+
+struct Registry {
+  std::mutex mutex;
+  std::map<std::string, TransportFactory, std::less<>> factories;
+};
+
+// Function-local so that registrations from other translation units' static initialisers never
+// run before the map is constructed.
+Registry& registry() {
+  static Registry instance;
+  return instance;
+}
+
+std::string joined_schemes(const std::vector<std::string>& schemes) {
+  std::string out;
+  for (const auto& scheme : schemes) {
+    if (!out.empty()) out += ", ";
+    out += scheme;
+  }
+  return out.empty() ? "none" : out;
+}
+
+}  // namespace
+
+std::pair<std::string_view, std::string_view> split_address(std::string_view address) {
+  constexpr std::string_view kSeparator = "://";
+  auto pos = address.find(kSeparator);
+  if (pos == std::string_view::npos) return {address, std::string_view{}};
+  return {address.substr(0, pos), address.substr(pos + kSeparator.size())};
+}
+
+bool register_transport(std::string scheme, TransportFactory factory) {
+  auto& reg = registry();
+  std::lock_guard lock(reg.mutex);
+  reg.factories.insert_or_assign(std::move(scheme), std::move(factory));
+  return true;
+}
+
+std::vector<std::string> registered_transports() {
+  auto& reg = registry();
+  std::lock_guard lock(reg.mutex);
+  std::vector<std::string> schemes;
+  schemes.reserve(reg.factories.size());
+  for (const auto& entry : reg.factories) schemes.push_back(entry.first);
+  return schemes;
+}
+
+std::unique_ptr<Transport> make_transport(std::string_view address,
+                                          const TransportOptions& options) {
+  auto scheme = split_address(address).first;
+  TransportFactory factory;
+  {
+    auto& reg = registry();
+    std::lock_guard lock(reg.mutex);
+    auto it = reg.factories.find(scheme);
+    if (it != reg.factories.end()) factory = it->second;
+  }
+  if (!factory) {
+    throw NetworkError("no transport for scheme \"" + std::string(scheme) + "\" in address \"" +
+                       std::string(address) +
+                       "\"; registered transports: " + joined_schemes(registered_transports()));
+  }
+  // Called outside the lock: a factory may take time (binding, resolving) and must not block
+  // other registry users.
+  return factory(address, options);
+}
+
+}  // namespace dango::net

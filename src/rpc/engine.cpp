@@ -1,0 +1,706 @@
+#include "dango/rpc/engine.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include "dango/common/config.hpp"
+#include "dango/common/error.hpp"
+#include "dango/common/log.hpp"
+#include "rpc/engine_impl.hpp"
+#include "spdlog/spdlog.h"
+
+namespace dango::rpc {
+
+using detail::CallState;
+using detail::MessageHeader;
+using detail::MessageKind;
+
+namespace detail {
+
+[[gnu::noinline]] std::vector<std::byte>& encode_buffer() {
+  thread_local std::vector<std::byte> buffer;
+  return buffer;
+}
+
+Call::Call(Call&& other) noexcept : state_(std::exchange(other.state_, nullptr)) {}
+Call& Call::operator=(Call&& other) noexcept {
+  if (this != &other) {
+    if (state_) state_->engine->release(state_);
+    state_ = std::exchange(other.state_, nullptr);
+  }
+  return *this;
+}
+Call::~Call() {
+  if (state_) state_->engine->release(state_);
+}
+std::span<const std::byte> Call::wait() {
+  if (!state_) throw Error("wait on an empty call (one-way, or already moved)");
+  return state_->engine->wait(*state_);
+}
+bool Call::ready() const { return state_ && state_->done.ready(); }
+
+}  // namespace detail
+
+// A request received from a peer, handed to a handler ULT. Pooled: the payload buffer keeps its
+// capacity, so steady-state serving allocates nothing here.
+struct EngineImpl::IncomingRequest {
+  net::PeerRef peer;
+  net::Transport* transport = nullptr;
+  MessageHeader header;
+  std::shared_ptr<const detail::HandlerEntry> entry;
+  std::vector<std::byte> payload;
+  std::vector<std::byte> reply;
+};
+
+namespace {
+
+std::shared_ptr<spdlog::logger> logger() {
+  static auto log = log::get("rpc");
+  return log;
+}
+
+std::span<const std::byte> as_bytes(const MessageHeader& header) {
+  return {reinterpret_cast<const std::byte*>(&header), sizeof header};
+}
+
+}  // namespace
+
+EngineImpl::EngineImpl(Engine& engine, EngineOptions options, thread::Runtime* runtime)
+    : engine_(engine), options_(std::move(options)) {
+  if (runtime) {
+    runtime_ = runtime;
+  } else {
+    own_runtime_ = std::make_unique<thread::Runtime>(options_.threads);
+    runtime_ = own_runtime_.get();
+  }
+  rpc_pool_ = runtime_->pool(runtime_->options().rpc_pool);
+  progress_pool_ = runtime_->pool(runtime_->options().progress_pool);
+
+  auto [scheme, location] = net::split_address(options_.address);
+  net::TransportOptions transport_options = options_.transport;
+  transport_options.listen = !location.empty();
+  auto transport = net::make_transport(options_.address, transport_options);
+  transport->set_handler(this);
+  address_ = transport_options.listen ? transport->address() : std::string(scheme);
+  transports_[0] = std::move(transport);
+  transport_count_.store(1, std::memory_order_release);
+
+  progress_ult_ = progress_pool_.spawn([this] { progress_loop(); });
+}
+
+EngineImpl::~EngineImpl() { finalize(); }
+
+net::Transport* EngineImpl::transport_for(std::string_view scheme) {
+  size_t count = transport_count_.load(std::memory_order_acquire);
+  for (size_t i = 0; i < count; ++i) {
+    if (transports_[i]->scheme() == scheme) return transports_[i].get();
+  }
+  std::lock_guard lock(transports_mutex_);
+  count = transport_count_.load(std::memory_order_acquire);
+  for (size_t i = 0; i < count; ++i) {
+    if (transports_[i]->scheme() == scheme) return transports_[i].get();
+  }
+  if (count == kMaxTransports) throw NetworkError("too many transports in one engine");
+  net::TransportOptions transport_options = options_.transport;
+  transport_options.listen = false;
+  auto transport = net::make_transport(scheme, transport_options);
+  transport->set_handler(this);
+  transports_[count] = std::move(transport);
+  transport_count_.store(count + 1, std::memory_order_release);
+  transports_[0]->interrupt();  // the progress loop may be asleep in the first transport
+  return transports_[count].get();
+}
+
+Endpoint EngineImpl::lookup(std::string_view address) {
+  if (address == "self" || address == address_) return Endpoint(address_);
+  auto [scheme, location] = net::split_address(address);
+  if (location.empty()) throw NetworkError("lookup: \"" + std::string(address) + "\" has no location (expected scheme://host:port)");
+  net::Transport* transport = transport_for(scheme);
+  return Endpoint(transport->lookup(address), transport);
+}
+
+// --- handlers ------------------------------------------------------------------------------
+
+void EngineImpl::register_handler(detail::HandlerEntry entry) {
+  std::unique_lock lock(handlers_mutex_);
+  auto [name_it, inserted] = names_.emplace(entry.rpc_id, entry.name);
+  if (!inserted && name_it->second != entry.name) {
+    throw Error("define \"" + entry.name + "\": its id collides with RPC \"" + name_it->second +
+                "\"; rename one of them");
+  }
+  uint64_t key = handler_key(entry.rpc_id, entry.provider_id);
+  if (handlers_.count(key)) {
+    throw Error("define \"" + entry.name + "\": already defined for provider " +
+                std::to_string(entry.provider_id));
+  }
+  handlers_.emplace(key, std::make_shared<const detail::HandlerEntry>(std::move(entry)));
+}
+
+void EngineImpl::deregister(std::string_view name, ProviderId provider_id) {
+  std::unique_lock lock(handlers_mutex_);
+  handlers_.erase(handler_key(detail::rpc_id(name), provider_id));
+}
+
+std::shared_ptr<const detail::HandlerEntry> EngineImpl::find_handler(uint32_t rpc_id,
+                                                                     ProviderId provider_id) const {
+  std::shared_lock lock(handlers_mutex_);
+  auto it = handlers_.find(handler_key(rpc_id, provider_id));
+  return it == handlers_.end() ? nullptr : it->second;
+}
+
+void EngineImpl::throw_no_handler(std::string_view name, ProviderId provider_id) const {
+  throw RemoteError("RPC \"" + std::string(name) + "\" at " + address_ + ": no handler for provider " +
+                    std::to_string(provider_id));
+}
+
+// --- calls -----------------------------------------------------------------------------------
+
+detail::Call EngineImpl::start_call(const Endpoint& to, std::string_view name, uint32_t rpc_id,
+                                    std::span<const std::byte> args, const CallOptions& options,
+                                    bool one_way) {
+  if (finalizing_.load(std::memory_order_acquire)) {
+    throw ShutdownError("RPC \"" + std::string(name) + "\": the engine at " + address_ + " is finalized");
+  }
+  if (!to.valid()) throw NetworkError("RPC \"" + std::string(name) + "\": invalid endpoint");
+  MessageHeader header;
+  header.kind = MessageKind::kRequest;
+  header.rpc_id = rpc_id;
+  header.provider_id = options.provider_id;
+  header.payload_size = static_cast<uint32_t>(args.size());
+  if (args.size() > UINT32_MAX) throw Error("RPC \"" + std::string(name) + "\": arguments over 4 GiB");
+
+  CallState* state = nullptr;
+  if (one_way) {
+    header.flags = detail::kFlagOneWay;
+  } else {
+    {
+      std::lock_guard lock(free_calls_guard_);
+      if (!free_calls_.empty()) {
+        state = free_calls_.back();
+        free_calls_.pop_back();
+      }
+    }
+    if (!state) {
+      state = new CallState;
+      state->engine = this;
+    }
+    state->request_id = next_request_id_.fetch_add(1, std::memory_order_relaxed);
+    state->name.assign(name);
+    state->peer = to.peer_;
+    state->status = CallState::Status::kPending;
+    state->timeout = options.timeout;
+    state->deadline.reset();
+    if (options.timeout) state->deadline = std::chrono::steady_clock::now() + *options.timeout;
+    header.request_id = state->request_id;
+    std::lock_guard lock(calls_mutex_);
+    calls_.emplace(state->request_id, state);
+  }
+  detail::Call call(state);
+  std::span<const std::byte> parts[2] = {as_bytes(header), args};
+  net::Status status = to.transport_->send(to.peer_, parts);
+  if (!status.ok()) {
+    if (state) {
+      std::lock_guard lock(calls_mutex_);
+      calls_.erase(state->request_id);
+    }
+    throw NetworkError("RPC \"" + std::string(name) + "\" to " + to.address() + ": " + status.message);
+  }
+  return call;
+}
+
+std::span<const std::byte> EngineImpl::wait(CallState& state) {
+  bool arrived = state.deadline ? state.done.wait_until(*state.deadline) : (state.done.wait(), true);
+  if (!arrived) {
+    bool removed;
+    {
+      std::lock_guard lock(calls_mutex_);
+      removed = calls_.erase(state.request_id) == 1;
+    }
+    if (removed) {
+      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(*state.timeout).count();
+      throw TimeoutError("RPC \"" + state.name + "\" to " + state.peer->address() +
+                         ": no response within " + std::to_string(ms) + " ms");
+    }
+    state.done.wait();  // the response is being delivered right now
+  }
+  auto message = [&] { return std::string(reinterpret_cast<const char*>(state.response.data()), state.response.size()); };
+  switch (state.status) {
+    case CallState::Status::kOk:
+      return state.response;
+    case CallState::Status::kRemoteError:
+      throw RemoteError("RPC \"" + state.name + "\" at " + state.peer->address() + ": " + message());
+    case CallState::Status::kDisconnected:
+      throw NetworkError("RPC \"" + state.name + "\" to " + state.peer->address() +
+                         ": connection lost before the response");
+    default:
+      throw ShutdownError("RPC \"" + state.name + "\" to " + state.peer->address() +
+                          ": the engine was finalized before the response");
+  }
+}
+
+void EngineImpl::release(CallState* state) {
+  if (state->status == CallState::Status::kPending) {
+    // Abandoned before its response (a Pending dropped unwaited): unregister, and wait for a
+    // delivery in progress to finish before the state is reused.
+    bool removed;
+    {
+      std::lock_guard lock(calls_mutex_);
+      removed = calls_.erase(state->request_id) == 1;
+    }
+    if (!removed) state->done.wait();
+  }
+  state->done.reset();
+  state->peer.reset();
+  std::lock_guard lock(free_calls_guard_);
+  free_calls_.push_back(state);
+}
+
+void EngineImpl::complete_call(const MessageHeader& header, std::span<const std::byte> payload) {
+  CallState* state;
+  {
+    std::lock_guard lock(calls_mutex_);
+    auto it = calls_.find(header.request_id);
+    if (it == calls_.end()) return;  // timed out or abandoned: the response is dropped
+    state = it->second;
+    calls_.erase(it);
+  }
+  if (header.kind == MessageKind::kResponse) {
+    state->response.assign(payload.begin(), payload.end());
+    state->status = CallState::Status::kOk;
+  } else {
+    std::string text;
+    try {
+      deserialize_into(payload, text);
+    } catch (const DecodeError&) {
+      text = "malformed error reply";
+    }
+    state->response.assign(reinterpret_cast<const std::byte*>(text.data()),
+                           reinterpret_cast<const std::byte*>(text.data() + text.size()));
+    state->status = CallState::Status::kRemoteError;
+  }
+  state->done.set_value();
+}
+
+void EngineImpl::fail_calls(const net::PeerRef* peer, CallState::Status status) {
+  std::vector<CallState*> failed;
+  {
+    std::lock_guard lock(calls_mutex_);
+    for (auto it = calls_.begin(); it != calls_.end();) {
+      if (!peer || it->second->peer == *peer) {
+        failed.push_back(it->second);
+        it = calls_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (CallState* state : failed) {
+    state->response.clear();
+    state->status = status;
+    state->done.set_value();
+  }
+}
+
+// --- serving -------------------------------------------------------------------------------
+
+void EngineImpl::on_message(const net::PeerRef& from, std::span<const std::byte> message) {
+  MessageHeader header;
+  if (auto error = detail::parse_header(message, header); error != detail::HeaderError::kNone) {
+    logger()->warn("dropping a malformed message from {}: {}", from->address(), detail::describe(error));
+    if (message.size() >= sizeof(MessageHeader) && header.kind == MessageKind::kRequest &&
+        !(header.flags & detail::kFlagOneWay)) {
+      send_error(from, header, std::string("malformed request: ") + detail::describe(error));
+    }
+    return;
+  }
+  auto payload = message.subspan(sizeof(MessageHeader));
+  if (header.kind == MessageKind::kRequest) {
+    dispatch_request(from, header, payload);
+  } else {
+    complete_call(header, payload);
+  }
+}
+
+void EngineImpl::on_peer_lost(const net::PeerRef& peer) {
+  fail_calls(&peer, CallState::Status::kDisconnected);
+}
+
+void EngineImpl::send_error(const net::PeerRef& to, const MessageHeader& request,
+                            std::string_view text) {
+  std::vector<std::byte> reply(sizeof(MessageHeader));
+  serialize_to(reply, text);
+  MessageHeader header = request;
+  header.kind = MessageKind::kError;
+  header.flags = 0;
+  header.payload_size = static_cast<uint32_t>(reply.size() - sizeof header);
+  std::memcpy(reply.data(), &header, sizeof header);
+  std::span<const std::byte> parts[1] = {reply};
+  transport_of(to)->send(to, parts);
+}
+
+net::Transport* EngineImpl::transport_of(const net::PeerRef& peer) {
+  const size_t count = transport_count_.load(std::memory_order_acquire);
+  if (count == 1) return transports_[0].get();
+  return transport_for(net::split_address(peer->address()).first);
+}
+
+void EngineImpl::dispatch_request(const net::PeerRef& from, const MessageHeader& header,
+                                  std::span<const std::byte> payload) {
+  if (finalizing_.load(std::memory_order_acquire)) {
+    if (!(header.flags & detail::kFlagOneWay)) send_error(from, header, "the engine at " + address_ + " is finalizing");
+    return;
+  }
+  auto entry = find_handler(header.rpc_id, header.provider_id);
+  if (!entry) {
+    std::string known;
+    {
+      std::shared_lock lock(handlers_mutex_);
+      if (auto it = names_.find(header.rpc_id); it != names_.end()) known = it->second;
+    }
+    std::string text = known.empty()
+                           ? "no RPC with this name is defined at " + address_
+                           : "RPC \"" + known + "\" has no provider " +
+                                 std::to_string(header.provider_id) + " at " + address_;
+    if (!(header.flags & detail::kFlagOneWay)) send_error(from, header, text);
+    logger()->debug("rejected a request from {}: {}", from->address(), text);
+    return;
+  }
+  IncomingRequest* request = acquire_request();
+  request->peer = from;
+  request->transport = transport_of(from);
+  request->header = header;
+  request->entry = std::move(entry);
+  request->payload.assign(payload.begin(), payload.end());
+  handlers_running_.fetch_add(1, std::memory_order_acq_rel);
+  try {
+    request->entry->pool.spawn([this, request] { run_handler(request); });
+  } catch (const std::exception& e) {
+    handlers_running_.fetch_sub(1, std::memory_order_acq_rel);
+    if (!(header.flags & detail::kFlagOneWay)) send_error(from, header, e.what());
+    release_request(request);
+  }
+}
+
+void EngineImpl::run_handler(IncomingRequest* request) {
+  const auto& entry = *request->entry;
+  const MessageHeader& header = request->header;
+  const bool one_way = header.flags & detail::kFlagOneWay;
+  auto& reply = request->reply;
+  reply.resize(sizeof(MessageHeader));
+  std::string error;
+  try {
+    Request context(engine_, Endpoint(request->peer, request->transport), header.provider_id,
+                    entry.name);
+    entry.invoke(entry, context, request->payload, reply);
+  } catch (const DecodeError& e) {
+    error = "malformed arguments for RPC \"" + entry.name + "\": " + e.what();
+  } catch (const std::exception& e) {
+    error = e.what();
+  } catch (...) {
+    error = "RPC \"" + entry.name + "\": the handler threw a non-standard exception";
+  }
+  if (one_way) {
+    if (!error.empty()) logger()->warn("one-way RPC \"{}\" failed: {}", entry.name, error);
+  } else if (!error.empty()) {
+    send_error(request->peer, header, error);
+  } else {
+    MessageHeader response = header;
+    response.kind = MessageKind::kResponse;
+    response.payload_size = static_cast<uint32_t>(reply.size() - sizeof response);
+    std::memcpy(reply.data(), &response, sizeof response);
+    std::span<const std::byte> parts[1] = {reply};
+    // A lost connection fails the caller's side; nothing more to do here.
+    request->transport->send(request->peer, parts);
+  }
+  release_request(request);
+  handlers_running_.fetch_sub(1, std::memory_order_acq_rel);
+}
+
+EngineImpl::IncomingRequest* EngineImpl::acquire_request() {
+  {
+    std::lock_guard lock(free_requests_guard_);
+    if (!free_requests_.empty()) {
+      IncomingRequest* request = free_requests_.back();
+      free_requests_.pop_back();
+      return request;
+    }
+  }
+  return new IncomingRequest;
+}
+
+void EngineImpl::release_request(IncomingRequest* request) {
+  request->peer.reset();
+  request->entry.reset();
+  std::lock_guard lock(free_requests_guard_);
+  free_requests_.push_back(request);
+}
+
+// --- progress --------------------------------------------------------------------------------
+
+void EngineImpl::progress_loop() {
+  using Clock = std::chrono::steady_clock;
+  auto last_activity = Clock::now();
+  while (!stop_progress_.load(std::memory_order_acquire)) {
+    size_t events = 0;
+    const size_t count = transport_count_.load(std::memory_order_acquire);
+    for (size_t i = 0; i < count; ++i) events += transports_[i]->progress(std::chrono::microseconds(0));
+    auto now = Clock::now();
+    if (events > 0) last_activity = now;
+    if (events > 0 || now - last_activity < options_.progress_poll || count > 1) {
+      // Busy: let the handlers and callers this loop just woke run, then poll again.
+      thread::this_ult::yield();
+      if (count > 1 && events == 0 && now - last_activity >= options_.progress_poll) {
+        thread::this_ult::sleep_for(std::chrono::microseconds(200));
+      }
+      continue;
+    }
+    // Idle past the polling window: sleep in the transport (epoll_wait) until a message, a
+    // ULT to run on this stream, or a timer.
+    struct Sleep {
+      net::Transport* transport;
+      size_t events = 0;
+    } sleep{transports_[0].get()};
+    thread::this_ult::idle_wait(
+        [](void* ctx, std::chrono::nanoseconds timeout) {
+          auto* s = static_cast<Sleep*>(ctx);
+          s->events = s->transport->progress(
+              std::chrono::duration_cast<std::chrono::microseconds>(timeout));
+        },
+        [](void* ctx) { static_cast<Sleep*>(ctx)->transport->interrupt(); }, &sleep,
+        std::chrono::milliseconds(100));
+    if (sleep.events > 0) last_activity = Clock::now();
+    // Another ULT is ready on this thread (it may be another engine's progress loop): let it run.
+    thread::this_ult::yield();
+  }
+}
+
+// --- finalize --------------------------------------------------------------------------------
+
+void EngineImpl::on_finalize(std::function<void()> callback) {
+  std::lock_guard lock(callbacks_mutex_);
+  finalize_callbacks_.push_back(std::move(callback));
+}
+
+void EngineImpl::finalize() {
+  if (finalized_.load(std::memory_order_acquire)) return;
+  // From a handler (which finalize would wait for), or while another thread waits to do it:
+  // only ask.
+  if (thread::this_ult::inside() || waiting_for_finalize_.load(std::memory_order_acquire)) {
+    finalizing_.store(true, std::memory_order_release);
+    if (!finalize_requested_.ready()) finalize_requested_.set_value();
+    if (thread::this_ult::inside() || waiting_for_finalize_.load(std::memory_order_acquire)) return;
+  }
+  do_finalize();
+}
+
+void EngineImpl::wait_for_finalize() {
+  waiting_for_finalize_.store(true, std::memory_order_release);
+  finalize_requested_.wait();
+  waiting_for_finalize_.store(false, std::memory_order_release);
+  do_finalize();
+}
+
+void EngineImpl::do_finalize() {
+  if (finalized_.exchange(true)) return;
+  finalizing_.store(true, std::memory_order_release);
+  const auto deadline = std::chrono::steady_clock::now() + options_.finalize_timeout;
+  while (handlers_running_.load(std::memory_order_acquire) > 0 &&
+         std::chrono::steady_clock::now() < deadline) {
+    thread::this_ult::sleep_for(std::chrono::microseconds(500));
+  }
+  if (auto left = handlers_running_.load(); left > 0) {
+    logger()->warn("engine at {} finalized with {} handler(s) still running", address_, left);
+  }
+  fail_calls(nullptr, CallState::Status::kShutdown);
+  std::vector<std::function<void()>> callbacks;
+  {
+    std::lock_guard lock(callbacks_mutex_);
+    callbacks.swap(finalize_callbacks_);
+  }
+  for (auto it = callbacks.rbegin(); it != callbacks.rend(); ++it) {
+    try {
+      (*it)();
+    } catch (const std::exception& e) {
+      logger()->error("finalize callback of the engine at {} threw: {}", address_, e.what());
+    }
+  }
+  stop_progress_.store(true, std::memory_order_release);
+  const size_t count = transport_count_.load(std::memory_order_acquire);
+  for (size_t i = 0; i < count; ++i) transports_[i]->interrupt();
+  try {
+    if (progress_ult_.joinable()) progress_ult_.join();
+  } catch (const std::exception& e) {
+    logger()->error("progress loop of the engine at {} ended with: {}", address_, e.what());
+  }
+  for (size_t i = 0; i < count; ++i) transports_[i]->close();
+  if (own_runtime_) own_runtime_->shutdown();
+  for (CallState* state : free_calls_) delete state;
+  free_calls_.clear();
+  for (IncomingRequest* request : free_requests_) delete request;
+  free_requests_.clear();
+}
+
+// --- bulk ------------------------------------------------------------------------------------
+
+Bulk EngineImpl::expose(std::span<const std::span<std::byte>> segments, Access access) {
+  Bulk bulk;
+  bulk.region_ = transports_[0]->register_memory(segments, access);
+  bulk.descriptor_ = bulk.region_->descriptor();
+  bulk.size_ = bulk.region_->size();
+  bulk.access_ = access;
+  bulk.owner_ = address_;
+  return bulk;
+}
+
+namespace {
+
+// Copies between two local bulks (the in-process path): segment by segment, no transport.
+void copy_local(const Bulk& from, size_t from_offset, const Bulk& to, size_t to_offset, size_t size) {
+  auto locate = [](std::span<const std::span<std::byte>> segments, size_t offset) {
+    size_t index = 0;
+    while (index < segments.size() && offset >= segments[index].size()) offset -= segments[index++].size();
+    return std::pair{index, offset};
+  };
+  auto src = from.segments();
+  auto dst = to.segments();
+  auto [si, so] = locate(src, from_offset);
+  auto [di, doff] = locate(dst, to_offset);
+  while (size > 0) {
+    size_t n = std::min({size, src[si].size() - so, dst[di].size() - doff});
+    std::memcpy(dst[di].data() + doff, src[si].data() + so, n);
+    size -= n;
+    so += n;
+    doff += n;
+    if (so == src[si].size()) ++si, so = 0;
+    if (doff == dst[di].size()) ++di, doff = 0;
+  }
+}
+
+bool readable(Access a) { return a == Access::kReadOnly || a == Access::kReadWrite; }
+bool writable(Access a) { return a == Access::kWriteOnly || a == Access::kReadWrite; }
+
+}  // namespace
+
+void EngineImpl::transfer(bool pull, const Endpoint& peer, const Bulk& remote, size_t remote_offset,
+                          const Bulk& local, size_t local_offset, size_t size) {
+  const char* what = pull ? "pull" : "push";
+  auto fail = [&](const std::string& why) {
+    throw NetworkError(std::string(what) + " of " + std::to_string(size) + " bytes " +
+                       (pull ? "from " : "to ") + peer.address() + ": " + why);
+  };
+  if (!local.is_local()) fail("the local bulk handle was not exposed by this engine");
+  if (local_offset > local.size() || size > local.size() - local_offset) fail("out of bounds of the local bulk");
+  if (size == 0) return;
+  if (peer.is_self()) {
+    if (!remote.is_local()) fail("the remote bulk handle is not exposed in this process");
+    if (remote_offset > remote.size() || size > remote.size() - remote_offset) fail("out of bounds of the remote bulk");
+    if (pull ? !readable(remote.access()) : !writable(remote.access())) fail("the remote bulk does not allow it");
+    if (pull) {
+      copy_local(remote, remote_offset, local, local_offset, size);
+    } else {
+      copy_local(local, local_offset, remote, remote_offset, size);
+    }
+    return;
+  }
+  struct Done final : net::Completion {
+    net::Status status;
+    thread::Eventual<void> done;
+    void complete(net::Status s) override {
+      status = std::move(s);
+      done.set_value();
+    }
+  } done;
+  if (pull) {
+    peer.transport_->get(peer.peer_, remote.descriptor_, remote_offset, *local.region_, local_offset, size, &done);
+  } else {
+    peer.transport_->put(peer.peer_, remote.descriptor_, remote_offset, *local.region_, local_offset, size, &done);
+  }
+  done.done.wait();
+  if (!done.status.ok()) fail(done.status.message);
+}
+
+// --- Engine facade ---------------------------------------------------------------------------
+
+Engine::Engine(std::string_view address) : Engine(EngineOptions{.address = std::string(address)}) {}
+Engine::Engine(EngineOptions options)
+    : impl_(std::make_unique<EngineImpl>(*this, std::move(options), nullptr)) {}
+Engine::Engine(EngineOptions options, thread::Runtime& runtime)
+    : impl_(std::make_unique<EngineImpl>(*this, std::move(options), &runtime)) {}
+Engine::~Engine() { impl_->finalize(); }
+
+const std::string& Engine::address() const { return impl_->address(); }
+const EngineOptions& Engine::options() const { return impl_->options(); }
+Endpoint Engine::lookup(std::string_view address) { return impl_->lookup(address); }
+Endpoint Engine::self() { return Endpoint(impl_->address()); }
+void Engine::deregister(std::string_view name, ProviderId provider_id) { impl_->deregister(name, provider_id); }
+void Engine::register_handler(detail::HandlerEntry entry) { impl_->register_handler(std::move(entry)); }
+std::shared_ptr<const detail::HandlerEntry> Engine::find_handler(uint32_t rpc_id, ProviderId provider_id) const {
+  return impl_->find_handler(rpc_id, provider_id);
+}
+detail::Call Engine::start_call(const Endpoint& to, std::string_view name, uint32_t rpc_id,
+                                std::span<const std::byte> args, const CallOptions& options, bool one_way) {
+  return impl_->start_call(to, name, rpc_id, args, options, one_way);
+}
+void Engine::throw_no_handler(std::string_view name, ProviderId provider_id) const {
+  impl_->throw_no_handler(name, provider_id);
+}
+Bulk Engine::expose(std::span<std::byte> memory, Access access) {
+  std::span<std::byte> segments[1] = {memory};
+  return impl_->expose(segments, access);
+}
+Bulk Engine::expose(std::span<const std::span<std::byte>> segments, Access access) {
+  return impl_->expose(segments, access);
+}
+void Engine::pull(const Endpoint& from, const Bulk& remote, size_t remote_offset, const Bulk& local,
+                  size_t local_offset, size_t size) {
+  impl_->transfer(true, from, remote, remote_offset, local, local_offset, size);
+}
+void Engine::push(const Endpoint& to, const Bulk& remote, size_t remote_offset, const Bulk& local,
+                  size_t local_offset, size_t size) {
+  impl_->transfer(false, to, remote, remote_offset, local, local_offset, size);
+}
+thread::Runtime& Engine::runtime() { return impl_->runtime(); }
+thread::Pool Engine::rpc_pool() const { return impl_->rpc_pool(); }
+thread::Pool Engine::progress_pool() const { return impl_->progress_pool(); }
+void Engine::finalize() { impl_->finalize(); }
+void Engine::wait_for_finalize() { impl_->wait_for_finalize(); }
+bool Engine::finalized() const { return impl_->finalized(); }
+void Engine::on_finalize(std::function<void()> callback) { impl_->on_finalize(std::move(callback)); }
+
+std::span<const std::span<std::byte>> Bulk::segments() const {
+  if (!region_) return {};
+  return region_->segments();
+}
+
+// --- options ---------------------------------------------------------------------------------
+
+EngineOptions EngineOptions::from_json(const nlohmann::json& json, std::string_view path) {
+  EngineOptions options;
+  config::ConfigReader reader(json, std::string(path));
+  reader.get("transport", options.address);
+  reader.get("threads", options.threads);
+  nlohmann::json rpc_json = nlohmann::json::object();
+  if (reader.get("rpc", rpc_json)) {
+    config::ConfigReader rpc(rpc_json, config::join(path, "rpc"));
+    rpc.get("progress_poll_us", options.progress_poll);
+    rpc.get("finalize_timeout_ms", options.finalize_timeout);
+    rpc.get("max_message_size", options.transport.max_message_size);
+    rpc.get("bulk_chunk_size", options.transport.bulk_chunk_size);
+    rpc.get("connect_timeout_ms", options.transport.connect_timeout);
+    rpc.finish();
+  }
+  reader.finish();
+  return options;
+}
+
+nlohmann::json EngineOptions::to_json() const {
+  return {{"transport", address},
+          {"threads", threads.to_json()},
+          {"rpc",
+           {{"progress_poll_us", progress_poll.count()},
+            {"finalize_timeout_ms", finalize_timeout.count()},
+            {"max_message_size", transport.max_message_size},
+            {"bulk_chunk_size", transport.bulk_chunk_size},
+            {"connect_timeout_ms", transport.connect_timeout.count()}}}};
+}
+
+}  // namespace dango::rpc

@@ -1,0 +1,132 @@
+#pragma once
+// The engine's internals: transports, handler table, calls in flight, progress loop.
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "dango/rpc/engine.hpp"
+#include "dango/thread/eventual.hpp"
+#include "dango/thread/runtime.hpp"
+#include "dango/thread/wait.hpp"
+#include "rpc/message.hpp"
+
+namespace dango::rpc {
+
+namespace detail {
+
+// One call in flight, pooled and reused: its response buffer keeps its capacity.
+class CallState {
+ public:
+  enum class Status : uint8_t { kPending, kOk, kRemoteError, kDisconnected, kShutdown };
+  EngineImpl* engine = nullptr;
+  uint64_t request_id = 0;
+  std::string name;
+  net::PeerRef peer;
+  std::optional<std::chrono::steady_clock::time_point> deadline;
+  std::optional<std::chrono::nanoseconds> timeout;
+  thread::Eventual<void> done;
+  Status status = Status::kPending;
+  std::vector<std::byte> response;  // payload, or the error message
+};
+
+}  // namespace detail
+
+class EngineImpl final : public net::MessageHandler {
+ public:
+  EngineImpl(Engine& engine, EngineOptions options, thread::Runtime* runtime);
+  ~EngineImpl() override;
+
+  // net::MessageHandler, called by the progress loop.
+  void on_message(const net::PeerRef& from, std::span<const std::byte> message) override;
+  void on_peer_lost(const net::PeerRef& peer) override;
+
+  Endpoint lookup(std::string_view address);
+  void register_handler(detail::HandlerEntry entry);
+  void deregister(std::string_view name, ProviderId provider_id);
+  std::shared_ptr<const detail::HandlerEntry> find_handler(uint32_t rpc_id, ProviderId provider_id) const;
+  detail::Call start_call(const Endpoint& to, std::string_view name, uint32_t rpc_id,
+                          std::span<const std::byte> args, const CallOptions& options,
+                          bool one_way);
+  std::span<const std::byte> wait(detail::CallState& state);
+  void release(detail::CallState* state);
+
+  Bulk expose(std::span<const std::span<std::byte>> segments, Access access);
+  void transfer(bool pull, const Endpoint& peer, const Bulk& remote, size_t remote_offset,
+                const Bulk& local, size_t local_offset, size_t size);
+
+  void finalize();
+  void wait_for_finalize();
+  bool finalized() const { return finalized_.load(); }
+  void on_finalize(std::function<void()> callback);
+
+  const std::string& address() const { return address_; }
+  const EngineOptions& options() const { return options_; }
+  thread::Runtime& runtime() { return *runtime_; }
+  thread::Pool rpc_pool() const { return rpc_pool_; }
+  thread::Pool progress_pool() const { return progress_pool_; }
+  [[noreturn]] void throw_no_handler(std::string_view name, ProviderId provider_id) const;
+
+ private:
+  struct IncomingRequest;
+  static uint64_t handler_key(uint32_t rpc_id, ProviderId provider_id) {
+    return (uint64_t{rpc_id} << 16) | provider_id;
+  }
+  net::Transport* transport_for(std::string_view scheme);
+  net::Transport* transport_of(const net::PeerRef& peer);
+  void progress_loop();
+  void dispatch_request(const net::PeerRef& from, const detail::MessageHeader& header,
+                        std::span<const std::byte> payload);
+  void run_handler(IncomingRequest* request);
+  void complete_call(const detail::MessageHeader& header, std::span<const std::byte> payload);
+  void send_error(const net::PeerRef& to, const detail::MessageHeader& request,
+                  std::string_view message);
+  void fail_calls(const net::PeerRef* peer, detail::CallState::Status status);
+  void do_finalize();
+  IncomingRequest* acquire_request();
+  void release_request(IncomingRequest* request);
+
+  Engine& engine_;
+  EngineOptions options_;
+  std::unique_ptr<thread::Runtime> own_runtime_;
+  thread::Runtime* runtime_;
+  thread::Pool rpc_pool_;
+  thread::Pool progress_pool_;
+  std::string address_;
+
+  // Transports: the first is the one given by the address; others are added on lookup of
+  // another scheme. Append-only while the engine runs.
+  static constexpr size_t kMaxTransports = 8;
+  std::mutex transports_mutex_;
+  std::unique_ptr<net::Transport> transports_[kMaxTransports];
+  std::atomic<size_t> transport_count_{0};
+
+  mutable std::shared_mutex handlers_mutex_;
+  std::unordered_map<uint64_t, std::shared_ptr<const detail::HandlerEntry>> handlers_;
+  std::unordered_map<uint32_t, std::string> names_;  // rpc id -> name, for error messages
+
+  std::mutex calls_mutex_;
+  std::unordered_map<uint64_t, detail::CallState*> calls_;
+  std::atomic<uint64_t> next_request_id_{1};
+  thread::detail::SpinLock free_calls_guard_;
+  std::vector<detail::CallState*> free_calls_;
+  thread::detail::SpinLock free_requests_guard_;
+  std::vector<IncomingRequest*> free_requests_;
+
+  std::atomic<int64_t> handlers_running_{0};
+  std::atomic<bool> finalizing_{false};
+  std::atomic<bool> finalized_{false};
+  std::atomic<bool> stop_progress_{false};
+  std::atomic<bool> waiting_for_finalize_{false};
+  thread::Eventual<void> finalize_requested_;
+  std::mutex callbacks_mutex_;
+  std::vector<std::function<void()>> finalize_callbacks_;
+  thread::Ult progress_ult_;
+};
+
+}  // namespace dango::rpc

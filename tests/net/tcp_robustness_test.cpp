@@ -1,0 +1,222 @@
+// The tcp transport facing hostile input and real processes: garbage on the wire closes only
+// the offending connection; a forked server process serves a client across process bounds.
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <random>
+
+#include "net_test_util.hpp"
+
+namespace dango::net {
+namespace {
+
+using namespace testing;
+
+// Mirrors of the wire layout (src/net/tcp/frame.hpp), written out so that the test checks the
+// protocol rather than reusing the code under test.
+constexpr uint32_t kMagic = 0x4f474e44;
+enum : uint8_t { kHello = 1, kMessage = 2, kPutRequest = 5, kPutAck = 6 };
+
+std::string base_header(uint8_t type, uint64_t length, uint32_t magic = kMagic) {
+  std::string h(16, '\0');
+  std::memcpy(h.data(), &magic, 4);
+  h[4] = 1;  // version
+  h[5] = static_cast<char>(type);
+  std::memcpy(h.data() + 8, &length, 8);
+  return h;
+}
+
+std::string bulk_header(uint64_t op, uint64_t key, uint64_t offset, uint64_t size) {
+  std::string h(32, '\0');
+  uint64_t fields[] = {op, key, offset, size};
+  std::memcpy(h.data(), fields, 32);
+  return h;
+}
+
+// A raw client socket, closed on scope exit.
+class RawSocket {
+ public:
+  explicit RawSocket(const std::string& address) {
+    auto port = static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1)));
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::connect(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  }
+  ~RawSocket() { ::close(fd_); }
+  void write(const std::string& bytes) {
+    EXPECT_EQ(::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(bytes.size()));
+  }
+  // True once the server closed its end (read returns 0 or an error).
+  bool closed_by_peer() {
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, 0) <= 0) return false;
+    char buf[4096];
+    return ::recv(fd_, buf, sizeof buf, MSG_DONTWAIT) <= 0;
+  }
+  std::string read_some() {
+    char buf[4096];
+    ssize_t n = ::recv(fd_, buf, sizeof buf, MSG_DONTWAIT);
+    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+TEST(TcpRobustness, GarbageClosesOnlyTheOffendingConnection) {
+  auto s = make_transport("tcp://127.0.0.1:0");
+  Echo echo(*s);
+  s->set_handler(&echo);
+  auto pump = [&] {
+    for (int i = 0; i < 50; ++i) s->progress(std::chrono::microseconds(200));
+  };
+
+  std::mt19937 rng(42);
+  std::string noise(8192, '\0');
+  for (auto& ch : noise) ch = static_cast<char>(rng());
+  RawSocket random_bytes(s->address());
+  random_bytes.write(noise);
+
+  RawSocket bad_magic(s->address());
+  bad_magic.write(base_header(kHello, 0, 0xdeadbeef));
+
+  RawSocket no_hello(s->address());
+  no_hello.write(base_header(kMessage, 3) + "abc");
+
+  RawSocket huge(s->address());
+  huge.write(base_header(kHello, 0) + base_header(kMessage, uint64_t{1} << 40));
+
+  RawSocket truncated(s->address());
+  truncated.write(base_header(kHello, 0) + base_header(kMessage, 100).substr(0, 9));
+
+  RawSocket half_message(s->address());  // stays open, announcing bytes it never sends
+  half_message.write(base_header(kHello, 0) + base_header(kMessage, 100) + "0123456789");
+
+  pump();
+  EXPECT_TRUE(random_bytes.closed_by_peer());
+  EXPECT_TRUE(bad_magic.closed_by_peer());
+  EXPECT_TRUE(no_hello.closed_by_peer());
+  EXPECT_TRUE(huge.closed_by_peer());
+  EXPECT_FALSE(half_message.closed_by_peer());
+
+  // A refused PUT (unknown key) gets an error PUT_ACK and the connection stays open.
+  RawSocket bad_put(s->address());
+  bad_put.write(base_header(kHello, 0) + base_header(kPutRequest, 1000) +
+                bulk_header(7, 12345, 0, 1000) + std::string(1000, 'p') + base_header(kMessage, 2) +
+                "ok");
+  pump();
+  std::string reply = bad_put.read_some();
+  ASSERT_GE(reply.size(), 48u);
+  EXPECT_EQ(static_cast<uint8_t>(reply[5]), kPutAck);
+  EXPECT_NE(static_cast<uint8_t>(reply[6]), 0) << "error status expected";
+  EXPECT_NE(reply.find("unknown memory key"), std::string::npos);
+  EXPECT_NE(reply.find("ok"), std::string::npos) << "the message after the PUT is echoed";
+  EXPECT_FALSE(bad_put.closed_by_peer());
+
+  // A normal client is still served.
+  auto c = make_transport("tcp");
+  Inbox inbox;
+  c->set_handler(&inbox);
+  ASSERT_TRUE(send_text(*c, c->lookup(s->address()), "normal").ok());
+  ASSERT_TRUE(drive({c.get(), s.get()}, [&] { return inbox.count() == 1; }));
+  EXPECT_EQ(inbox.message(0).second, "normal");
+}
+
+// Kills and reaps a child process however the test ends.
+class ChildGuard {
+ public:
+  explicit ChildGuard(pid_t pid) : pid_(pid) {}
+  ~ChildGuard() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  // Waits for a normal exit; returns the exit status or -1.
+  int wait_exit() {
+    int status = 0;
+    if (::waitpid(pid_, &status, 0) != pid_) return -1;
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+
+ private:
+  pid_t pid_;
+};
+
+// The child: a fresh transport echoing until it receives "quit" (or 20 s pass).
+[[noreturn]] void run_echo_server(int report_fd) {
+  int code = 0;
+  try {
+    auto t = make_transport("tcp://127.0.0.1:0");
+    bool quit = false;
+    class QuitEcho : public Echo {
+     public:
+      QuitEcho(Transport& t, bool& quit) : Echo(t), quit_(quit) {}
+      void on_message(const PeerRef& from, std::span<const std::byte> m) override {
+        if (m.size() == 4 && std::memcmp(m.data(), "quit", 4) == 0) quit_ = true;
+        Echo::on_message(from, m);
+      }
+      bool& quit_;
+    } echo(*t, quit);
+    t->set_handler(&echo);
+    std::string address = t->address() + "\n";
+    if (::write(report_fd, address.data(), address.size()) < 0) ::_exit(3);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (!quit && std::chrono::steady_clock::now() < deadline) {
+      t->progress(std::chrono::milliseconds(10));
+    }
+    // Flush the last echo before leaving.
+    for (int i = 0; i < 20; ++i) t->progress(std::chrono::milliseconds(1));
+  } catch (...) {
+    code = 2;
+  }
+  ::_exit(code);
+}
+
+TEST(TcpRobustness, TalksToAServerInAnotherProcess) {
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::close(fds[0]);
+    run_echo_server(fds[1]);
+  }
+  ChildGuard child(pid);
+  ::close(fds[1]);
+  std::string address;
+  char ch;
+  while (::read(fds[0], &ch, 1) == 1 && ch != '\n') address += ch;
+  ::close(fds[0]);
+  ASSERT_TRUE(address.starts_with("tcp://127.0.0.1:")) << address;
+
+  auto c = make_transport("tcp");
+  Inbox inbox;
+  c->set_handler(&inbox);
+  auto peer = c->lookup(address);
+  constexpr int kCount = 1000;
+  for (int i = 0; i < kCount; ++i) ASSERT_TRUE(send_text(*c, peer, std::to_string(i)).ok());
+  ASSERT_TRUE(drive({c.get()}, [&] { return inbox.count() == kCount; }));
+  for (int i = 0; i < kCount; ++i) {
+    EXPECT_EQ(inbox.message(static_cast<size_t>(i)).second, std::to_string(i));
+  }
+  ASSERT_TRUE(send_text(*c, peer, "quit").ok());
+  ASSERT_TRUE(drive({c.get()}, [&] { return inbox.lost_count() == 1; }));
+  EXPECT_EQ(child.wait_exit(), 0);
+}
+
+}  // namespace
+}  // namespace dango::net
