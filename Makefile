@@ -1,4 +1,5 @@
 # Thin driver over CMake. Every target installs missing Debian packages first.
+MAKEFLAGS += --no-print-directory
 JOBS ?= $(shell nproc)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
