@@ -7,8 +7,8 @@
 // "bench_shutdown". If the parent dies first, the kernel kills it (PR_SET_PDEATHSIG, set by
 // HelperProcess); a watchdog alarm ends it in any case.
 //
-// RPCs (shared with rpc_suite.cpp and bulk_suite.cpp through rpc_bench_server.hpp... no: the
-// names are the few string constants below, repeated on the client side):
+// Arguments: [listen address (default "tcp://127.0.0.1:0")] [bytes of server memory for bulk
+// transfers (default 64 MiB)]. RPCs (rpc_suite.cpp and bulk_suite.cpp call them by these names):
 //   bench_empty()                   nothing in, nothing out: a 48-byte message each way
 //   bench_pull(Bulk remote, size)   pulls `size` bytes of the client's `remote` into server memory
 //   bench_push(Bulk remote, size)   pushes `size` bytes of server memory into the client's `remote`
@@ -17,6 +17,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -42,10 +43,10 @@ int rpc_bench_server(const std::vector<std::string>& args) {
   signal(SIGALRM, SIG_DFL);
   alarm(kWatchdogSeconds);  // the default action of SIGALRM ends the process
   try {
-    std::size_t bulk_size = kMaxBulkSize;
-    if (!args.empty()) bulk_size = std::stoull(args[0]);
+    const std::string address = args.size() > 0 ? args[0] : "tcp://127.0.0.1:0";
+    const std::size_t bulk_size = args.size() > 1 ? std::stoull(args[1]) : kMaxBulkSize;
 
-    rpc::Engine engine{"tcp://127.0.0.1:0"};
+    rpc::Engine engine{address};  // default options, on purpose (see the top of this file)
 
     // The server's side of every transfer: allocated, touched and exposed once, so that no
     // first-touched page or registration lands in a timed RPC.

@@ -1,0 +1,265 @@
+// The `rpc` suite: what an empty RPC costs between two real processes, next to a raw TCP
+// ping-pong of the same size measured in the same run.
+//
+// The server is this binary re-exec'd as helper "rpc_bench_server" (rpc_bench_server.cpp): an
+// Engine with the default options, so the progress loop polls for its default 10 ms window
+// after activity. The client is an Engine with default options in this process; every timed
+// loop runs in one client ULT.
+//
+//   latency_median, latency_p99    sequential empty RPCs, µs per call. Baseline:
+//                                  tcp_pingpong_poll (median / p99) of the same message size.
+//   throughput_1, _8, _64          empty RPCs/s with 1, 8, 64 calls outstanding (one ULT keeping
+//                                  N .async() calls in flight). Baseline: the round trips per
+//                                  second of tcp_pingpong_poll.
+//   inprocess_latency_median       an empty RPC to engine.self() (a function call on the
+//                                  caller's ULT), µs. Baseline: std_function_call.
+//   tcp_pingpong_blocking_median   informational (no baseline): the ping-pong when both sides
+//                                  sleep in the kernel, i.e. what wake-ups cost.
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "baselines.hpp"
+#include "dango/net/transport.hpp"
+#include "dango/rpc/engine.hpp"
+#include "suite.hpp"
+
+namespace dango::bench {
+namespace {
+
+// An empty RPC on tcp is one 48-byte message each way: the transport's 16-byte frame header
+// (src/net/tcp/frame.hpp, BaseHeader) plus the 32-byte RPC header (src/rpc/message.hpp,
+// MessageHeader), no payload. The ping-pong baselines use this size so that both sides move the
+// same bytes.
+constexpr std::size_t kEmptyRpcMessageSize = 16 + 32;
+
+// RPC names served by rpc_bench_server.cpp.
+constexpr const char* kEmptyRpc = "bench_empty";
+constexpr const char* kShutdownRpc = "bench_shutdown";
+
+constexpr std::size_t kOutstanding[] = {1, 8, 64};
+
+struct Plan {
+  std::size_t latency_iterations;  // timed sequential calls (plus a tenth as warm-up)
+  std::size_t throughput_calls;    // calls per throughput sample
+  std::size_t throughput_samples;  // timed samples per outstanding count (after one warm-up)
+  std::size_t inprocess_batch;     // in-process calls per sample (one is too short to time)
+  std::size_t inprocess_samples;
+};
+
+Plan make_plan(bool quick) {
+  if (quick) {
+    return {.latency_iterations = 2000,
+            .throughput_calls = 2000,
+            .throughput_samples = 3,
+            .inprocess_batch = 1000,
+            .inprocess_samples = 30};
+  }
+  return {.latency_iterations = 20000,
+          .throughput_calls = 20000,
+          .throughput_samples = 5,
+          .inprocess_batch = 10000,
+          .inprocess_samples = 100};
+}
+
+// The listen address for the server of `transport`, or nullopt when this suite does not know
+// how to measure it (no listen address or no baseline for it yet).
+std::optional<std::string> server_address(const std::string& transport) {
+  if (transport == "tcp") return "tcp://127.0.0.1:0";
+  return std::nullopt;
+}
+
+// A running rpc_bench_server and its endpoint; the destructor asks it to finalize and reaps it
+// (HelperProcess kills it if it does not exit by itself).
+class BenchServer {
+ public:
+  BenchServer(rpc::Engine& engine, const std::string& listen_address)
+      : engine_(engine), process_("rpc_bench_server", {listen_address, "0"}) {
+    endpoint_ = engine_.lookup(process_.read_line());
+  }
+  ~BenchServer() {
+    try {
+      engine_.rpc<void()>(kShutdownRpc).on(endpoint_).timeout(std::chrono::seconds(5))();
+      const auto code = process_.wait_exit();
+      if (code != 0) std::cerr << "rpc suite: the server exited with code " << code.value_or(-1) << "\n";
+    } catch (const std::exception& e) {
+      std::cerr << "rpc suite: stopping the server: " << e.what() << "\n";
+    }
+  }
+  BenchServer(const BenchServer&) = delete;
+  BenchServer& operator=(const BenchServer&) = delete;
+  const rpc::Endpoint& endpoint() const { return endpoint_; }
+
+ private:
+  rpc::Engine& engine_;
+  HelperProcess process_;
+  rpc::Endpoint endpoint_;
+};
+
+// Runs `body` in a ULT of the engine's rpc pool and waits for it; the waiting (primary) thread
+// runs the pool meanwhile, as a client application's ULT would.
+template <class T>
+T in_ult(rpc::Engine& engine, const std::function<T()>& body) {
+  T result{};
+  engine.rpc_pool().spawn([&] { result = body(); }).join();
+  return result;
+}
+
+std::vector<double> sequential_latency_us(rpc::Engine& engine, const rpc::Endpoint& server,
+                                          std::size_t iterations) {
+  const auto empty = engine.rpc<void()>(kEmptyRpc).on(server);
+  return in_ult<std::vector<double>>(engine, [&] {
+    for (std::size_t i = 0; i < iterations / 10 + 1; ++i) empty();
+    std::vector<double> us;
+    us.reserve(iterations);
+    for (std::size_t i = 0; i < iterations; ++i) {
+      const std::int64_t start = now_ns();
+      empty();
+      us.push_back(static_cast<double>(now_ns() - start) / 1e3);
+    }
+    return us;
+  });
+}
+
+// `calls` empty RPCs from one ULT keeping `outstanding` in flight (waited oldest first); RPC/s.
+double throughput_sample(const rpc::CallTarget<void()>& empty, std::size_t outstanding,
+                         std::size_t calls) {
+  std::vector<rpc::Pending<void>> ring(outstanding);
+  const Stopwatch watch;
+  std::size_t issued = 0;
+  for (; issued < outstanding && issued < calls; ++issued) ring[issued] = empty.async();
+  for (std::size_t done = 0; done < calls; ++done) {
+    ring[done % outstanding].wait();
+    if (issued < calls) ring[issued++ % outstanding] = empty.async();
+  }
+  return static_cast<double>(calls) / watch.elapsed_s();
+}
+
+double throughput(rpc::Engine& engine, const rpc::Endpoint& server, std::size_t outstanding,
+                  const Plan& plan) {
+  const auto empty = engine.rpc<void()>(kEmptyRpc).on(server);
+  return in_ult<double>(engine, [&] {
+    throughput_sample(empty, outstanding, plan.throughput_calls / 4);  // warm-up
+    std::vector<double> rates;
+    for (std::size_t s = 0; s < plan.throughput_samples; ++s) {
+      rates.push_back(throughput_sample(empty, outstanding, plan.throughput_calls));
+    }
+    return median(std::move(rates));
+  });
+}
+
+// Median over samples of `batch` calls of `call`, in µs per call (after two warm-up samples).
+double batched_median_us(std::size_t samples, std::size_t batch,
+                         const std::function<void()>& call) {
+  std::vector<double> us;
+  for (std::size_t s = 0; s < samples + 2; ++s) {
+    const Stopwatch watch;
+    for (std::size_t i = 0; i < batch; ++i) call();
+    if (s >= 2) us.push_back(watch.elapsed_us() / static_cast<double>(batch));
+  }
+  return median(std::move(us));
+}
+
+double inprocess_latency_us(rpc::Engine& engine, const Plan& plan) {
+  engine.define(kEmptyRpc, [] {});
+  const auto empty = engine.rpc<void()>(kEmptyRpc).on(engine.self());
+  const double us = in_ult<double>(engine, [&] {
+    return batched_median_us(plan.inprocess_samples, plan.inprocess_batch, [&] { empty(); });
+  });
+  engine.deregister(kEmptyRpc);
+  return us;
+}
+
+// The floor of an in-process call: a type-erased call of an empty function, which is what a
+// handler registry must do at least. The compiler may not see through `function` (it is
+// "changed" by the asm barrier before each call), so each call is a real indirect call.
+double std_function_call_us(const Plan& plan) {
+  std::function<void()> function = [] {};
+  return batched_median_us(plan.inprocess_samples, plan.inprocess_batch, [&] {
+    do_not_optimize(&function);
+    function();
+  });
+}
+
+void run_for_transport(const std::string& transport, const std::string& listen_address,
+                       const Plan& plan, const Options& options, Reporter& reporter) {
+  const Effort effort{.quick = options.quick};
+  const std::size_t iterations = pingpong_iterations(effort);
+  const PingPongResult blocking = tcp_pingpong_blocking(kEmptyRpcMessageSize, iterations);
+  const PingPongResult poll = tcp_pingpong_poll(kEmptyRpcMessageSize, iterations);
+
+  rpc::Engine engine{rpc::EngineOptions{.address = transport}};  // default options: a client
+  std::vector<double> latency;
+  double rates[std::size(kOutstanding)] = {};
+  {
+    const BenchServer server(engine, listen_address);
+    latency = sequential_latency_us(engine, server.endpoint(), plan.latency_iterations);
+    for (std::size_t i = 0; i < std::size(kOutstanding); ++i) {
+      rates[i] = throughput(engine, server.endpoint(), kOutstanding[i], plan);
+    }
+  }
+  const double inprocess = inprocess_latency_us(engine, plan);
+  const double function_call = std_function_call_us(plan);
+
+  const std::uint64_t size = kEmptyRpcMessageSize;
+  reporter.add({.transport = transport,
+                .case_name = "latency_median",
+                .size = size,
+                .value = median(latency),
+                .unit = "us",
+                .baseline = "tcp_pingpong_poll",
+                .baseline_value = poll.median_us()});
+  reporter.add({.transport = transport,
+                .case_name = "latency_p99",
+                .size = size,
+                .value = p99(latency),
+                .unit = "us",
+                .baseline = "tcp_pingpong_poll",
+                .baseline_value = poll.p99_us()});
+  for (std::size_t i = 0; i < std::size(kOutstanding); ++i) {
+    reporter.add({.transport = transport,
+                  .case_name = "throughput_" + std::to_string(kOutstanding[i]),
+                  .size = size,
+                  .value = rates[i],
+                  .unit = "ops/s",
+                  .baseline = "tcp_pingpong_poll",
+                  .baseline_value = poll.round_trips_per_s,
+                  .extra = {{"outstanding", std::to_string(kOutstanding[i])}}});
+  }
+  reporter.add({.transport = transport,
+                .case_name = "inprocess_latency_median",
+                .value = inprocess,
+                .unit = "us",
+                .baseline = "std_function_call",
+                .baseline_value = function_call});
+  reporter.add({.transport = "tcp",
+                .case_name = "tcp_pingpong_blocking_median",
+                .size = size,
+                .value = blocking.median_us(),
+                .unit = "us"});
+}
+
+void run_rpc_suite(const Options& options, Reporter& reporter) {
+  const Plan plan = make_plan(options.quick);
+  const std::vector<std::string> registered = net::registered_transports();
+  for (const std::string& transport : options.transports) {
+    const auto address = server_address(transport);
+    if (!address || std::find(registered.begin(), registered.end(), transport) == registered.end()) {
+      std::cerr << "rpc suite: skipping transport \"" << transport
+                << "\" (not supported by the engine or by this suite)\n";
+      continue;
+    }
+    run_for_transport(transport, *address, plan, options, reporter);
+  }
+}
+
+}  // namespace
+
+DANGO_REGISTER_BENCH_SUITE(rpc, run_rpc_suite);
+
+}  // namespace dango::bench

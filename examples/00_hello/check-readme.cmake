@@ -1,0 +1,11 @@
+# Fails when the first C++ block of README.md differs from examples/00_hello/hello.cpp.
+file(READ ${README} readme)
+file(READ ${EXAMPLE} example)
+string(FIND "${readme}" "```cpp\n" start)
+math(EXPR start "${start} + 7")
+string(SUBSTRING "${readme}" ${start} -1 rest)
+string(FIND "${rest}" "```" end)
+string(SUBSTRING "${rest}" 0 ${end} block)
+if(NOT block STREQUAL example)
+  message(FATAL_ERROR "README.md's example differs from ${EXAMPLE}")
+endif()

@@ -1,0 +1,211 @@
+#pragma once
+// Helpers shared by the RPC engine tests: a server and a client engine in one process, a hang
+// watchdog, and an RAII guard for child processes (dango-test-server).
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "dango/dango.hpp"
+
+namespace dango::rpc::testing {
+
+using namespace std::chrono_literals;
+
+// A deadlock or a call that never returns would otherwise stall the whole program without
+// naming the test: abort, naming it, when one test runs longer than kTestDeadline.
+class HangWatchdog : public ::testing::EmptyTestEventListener {
+ public:
+  static constexpr auto kTestDeadline = std::chrono::seconds(60);
+
+  ~HangWatchdog() override {
+    {
+      std::lock_guard lock(mutex_);
+      quit_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  void OnTestStart(const ::testing::TestInfo& info) override {
+    std::lock_guard lock(mutex_);
+    name_ = std::string(info.test_suite_name()) + "." + info.name();
+    deadline_ = std::chrono::steady_clock::now() + kTestDeadline;
+    running_ = true;
+    if (!thread_.joinable()) thread_ = std::thread([this] { watch(); });
+  }
+  void OnTestEnd(const ::testing::TestInfo&) override {
+    std::lock_guard lock(mutex_);
+    running_ = false;
+  }
+
+ private:
+  void watch() {
+    std::unique_lock lock(mutex_);
+    while (!quit_) {
+      cv_.wait_for(lock, std::chrono::milliseconds(200));
+      if (running_ && std::chrono::steady_clock::now() > deadline_) {
+        std::fprintf(stderr, "\n[watchdog] %s still running after %llds: aborting (hang)\n",
+                     name_.c_str(), static_cast<long long>(kTestDeadline.count()));
+        std::fflush(stderr);
+        std::abort();
+      }
+    }
+  }
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::thread thread_;
+  std::string name_;
+  std::chrono::steady_clock::time_point deadline_;
+  bool running_ = false;
+  bool quit_ = false;
+};
+
+// Installed once for the whole test program (an inline variable: one instance over all files).
+inline const bool kHangWatchdogInstalled = [] {
+  ::testing::UnitTest::GetInstance()->listeners().Append(new HangWatchdog);
+  return true;
+}();
+
+// A listening server engine and a client-only engine, both served by the calling thread
+// (several runtimes may share a primary thread: waiting on one runs the ULTs of all).
+struct ServerAndClient {
+  explicit ServerAndClient(EngineOptions server_options = {.address = "tcp://127.0.0.1:0"})
+      : server(std::move(server_options)), client("tcp"), endpoint(client.lookup(server.address())) {}
+  Engine server;
+  Engine client;
+  Endpoint endpoint;  // the server, as the client sees it
+};
+
+// Bytes with a position-dependent pattern, so a shifted or partial copy is detected.
+inline std::vector<std::byte> pattern(size_t size, uint8_t seed) {
+  std::vector<std::byte> bytes(size);
+  uint32_t x = seed * 2654435761u + 1;
+  for (size_t i = 0; i < size; ++i) {
+    x = x * 1664525u + 1013904223u;
+    bytes[i] = static_cast<std::byte>(x >> 24);
+  }
+  return bytes;
+}
+
+// Polls `condition` until it holds or `limit` passes; true when it held.
+template <class Pred>
+bool eventually(Pred condition, std::chrono::milliseconds limit = 10000ms) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(2ms);
+  }
+  return true;
+}
+
+// A fresh private directory for one test's files, removed on scope exit.
+class TempDir {
+ public:
+  TempDir() {
+    std::string templ = (std::filesystem::temp_directory_path() / "dango-rpc-test-XXXXXX").string();
+    if (::mkdtemp(templ.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path_ = templ;
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// A child process running a program from build/bin, killed (SIGKILL) and reaped on scope exit
+// unless it was already waited for: no test leaves a server behind, even when it fails.
+class ChildProcess {
+ public:
+  ChildProcess(const std::string& program, const std::vector<std::string>& args) {
+    std::vector<char*> argv;
+    std::string path = program;
+    argv.push_back(path.data());
+    std::vector<std::string> copies = args;
+    for (auto& a : copies) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_ = ::fork();
+    if (pid_ < 0) throw std::runtime_error("fork failed");
+    if (pid_ == 0) {
+      ::execv(path.c_str(), argv.data());
+      std::_Exit(127);  // exec failed
+    }
+  }
+  ~ChildProcess() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      int status = 0;
+      ::waitpid(pid_, &status, 0);
+    }
+  }
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+
+  pid_t pid() const { return pid_; }
+  // Sends `signal`; the guard still reaps the process.
+  void kill(int signal) {
+    if (pid_ > 0) ::kill(pid_, signal);
+  }
+  // Waits up to `limit` for the process to exit; its wait status, or nothing (still running).
+  std::optional<int> wait_exit(std::chrono::milliseconds limit) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (pid_ > 0) {
+      int status = 0;
+      pid_t r = ::waitpid(pid_, &status, WNOHANG);
+      if (r == pid_) {
+        pid_ = -1;
+        return status;
+      }
+      if (r < 0) return std::nullopt;
+      if (std::chrono::steady_clock::now() > deadline) return std::nullopt;
+      std::this_thread::sleep_for(5ms);
+    }
+    return std::nullopt;
+  }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+// The test server program (tools/dango-test-server).
+inline std::string test_server_path() { return std::string(DANGO_BIN_DIR) + "/dango-test-server"; }
+
+// Starts dango-test-server with its address written into `dir`; returns once the address is
+// known (or fails the test).
+struct TestServer {
+  explicit TestServer(const std::filesystem::path& dir, const std::string& name = "server")
+      : address_file((dir / (name + ".address")).string()),
+        process(test_server_path(), {"--address-file", address_file}) {
+    const bool ready = eventually([&] { return std::filesystem::exists(address_file); }, 20000ms);
+    EXPECT_TRUE(ready) << "dango-test-server wrote no address to " << address_file;
+    if (ready) {
+      std::ifstream in(address_file);
+      std::getline(in, address);
+    }
+  }
+  std::string address_file;
+  ChildProcess process;
+  std::string address;
+};
+
+}  // namespace dango::rpc::testing
