@@ -102,6 +102,10 @@ struct UltControl {
   boost::context::fiber caller;  // the scheduler that resumed it (valid while running)
   std::exception_ptr error;
   EventualCore done;
+  const void* stack_bottom = nullptr;   // this ULT's stack
+  size_t stack_size = 0;
+  const void* caller_bottom = nullptr;  // the stack of the scheduler that resumed it
+  size_t caller_size = 0;
   std::atomic<bool> detached{false};
   UltControl* next = nullptr;  // pool queue link
 
@@ -120,12 +124,24 @@ void switch_out(UltControl* self);
 // then costs no mmap once warm.
 class StackAllocator {
  public:
-  explicit StackAllocator(size_t size) : size_(size) {}
+  // `owner` records the bounds of the stack it gets (for the sanitizer annotations).
+  StackAllocator(size_t size, UltControl* owner) : size_(size), owner_(owner) {}
   boost::context::stack_context allocate();
   void deallocate(boost::context::stack_context& sctx) noexcept;
 
  private:
   size_t size_;
+  UltControl* owner_;
+};
+
+// AddressSanitizer must be told when execution moves to another stack, or it mistakes the
+// frames a ULT leaves on its stack (an exception, a switch) for overflows. No-ops otherwise.
+struct StackSwitch {
+  void* fake_stack = nullptr;
+  // Before switching to the stack [bottom, bottom + size); `dying`: the current one ends.
+  void start(const void* bottom, size_t size, bool dying = false);
+  // First thing on the new stack; returns where we came from.
+  void finish(const void** from_bottom = nullptr, size_t* from_size = nullptr);
 };
 
 class PoolImpl {
@@ -213,7 +229,6 @@ class RuntimeImpl {
   ~RuntimeImpl();
   PoolImpl* find_pool(std::string_view name);
   const ThreadsOptions& options() const { return options_; }
-  StackAllocator& stacks() { return stacks_; }
   TimerQueue& timers() { return timers_; }
   bool stopping() const { return stopping_.load(std::memory_order_acquire); }
   void shutdown(std::chrono::milliseconds grace);
@@ -233,7 +248,6 @@ class RuntimeImpl {
 
  private:
   ThreadsOptions options_;
-  StackAllocator stacks_;
   TimerQueue timers_;
   std::vector<std::unique_ptr<PoolImpl>> pools_;
   std::vector<std::unique_ptr<XstreamImpl>> streams_;  // [0] is the primary stream

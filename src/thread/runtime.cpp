@@ -11,7 +11,7 @@ namespace dango::thread {
 namespace detail {
 
 RuntimeImpl::RuntimeImpl(ThreadsOptions options)
-    : options_(std::move(options)), stacks_(options_.stack_size) {
+    : options_(std::move(options)) {
   options_.validate();
   bool primary_pool_listed = false;
   for (const auto& pool : options_.pools) {

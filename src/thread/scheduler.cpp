@@ -15,7 +15,10 @@ namespace detail {
 
 void switch_out(UltControl* self) {
   // The scheduler that resumes us next may be another stream's: keep its continuation.
+  StackSwitch sw;
+  sw.start(self->caller_bottom, self->caller_size);
   self->caller = std::move(self->caller).resume();
+  sw.finish(&self->caller_bottom, &self->caller_size);
 }
 
 void unpark(UltControl* ult) {
@@ -74,8 +77,10 @@ void XstreamImpl::run_ult(UltControl* ult) {
   ult->state.store(UltState::kRunning, std::memory_order_relaxed);
   if (!ult->fiber) {
     ult->fiber = boost::context::fiber(
-        std::allocator_arg, StackAllocator(runtime_.options().stack_size),
+        std::allocator_arg, StackAllocator(runtime_.options().stack_size, ult),
         [ult](boost::context::fiber&& caller) {
+          StackSwitch entered;
+          entered.finish(&ult->caller_bottom, &ult->caller_size);
           ult->caller = std::move(caller);
           try {
             ult->fn();
@@ -85,11 +90,16 @@ void XstreamImpl::run_ult(UltControl* ult) {
             ult->error = std::current_exception();
           }
           ult->fn.reset();
+          StackSwitch leaving;
+          leaving.start(ult->caller_bottom, ult->caller_size, /*dying=*/true);
           ult->state.store(UltState::kDone, std::memory_order_release);
           return std::move(ult->caller);
         });
   }
+  StackSwitch sw;
+  sw.start(ult->stack_bottom, ult->stack_size);
   ult->fiber = std::move(ult->fiber).resume();
+  sw.finish();
   context.current = outer;
 
   // The ULT is off its stack now: act on why it switched out.
@@ -100,12 +110,14 @@ void XstreamImpl::run_ult(UltControl* ult) {
       ult->pool->push(ult);
       break;
     case UltState::kParking:
-      if (!ult->state.compare_exchange_strong(state, UltState::kParked,
-                                              std::memory_order_acq_rel)) {
-        // Woken while switching out (kWakePending): run it again.
-        ult->state.store(UltState::kReady, std::memory_order_relaxed);
-        ult->pool->push(ult);
+      if (ult->state.compare_exchange_strong(state, UltState::kParked,
+                                             std::memory_order_acq_rel)) {
+        break;
       }
+      [[fallthrough]];  // woken while switching out (kWakePending): run it again
+    case UltState::kWakePending:
+      ult->state.store(UltState::kReady, std::memory_order_relaxed);
+      ult->pool->push(ult);
       break;
     case UltState::kDone: {
       RuntimeImpl& runtime = ult->pool->runtime();

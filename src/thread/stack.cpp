@@ -12,6 +12,16 @@
 
 #include "thread/internal.hpp"
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+// A reused stack still carries the redzone poison of the frames of the ULT that used it last
+// (a ULT's frames are left, not unwound, when it switches away for good): clear it.
+#define DANGO_UNPOISON_STACK(base, size) ASAN_UNPOISON_MEMORY_REGION(base, size)
+#include <sanitizer/common_interface_defs.h>
+#else
+#define DANGO_UNPOISON_STACK(base, size) ((void)(base), (void)(size))
+#endif
+
 namespace dango::thread::detail {
 namespace {
 
@@ -88,6 +98,11 @@ boost::context::stack_context StackAllocator::allocate() {
     mprotect(base, page_size(), PROT_NONE);  // guard page: an overflow faults, never corrupts
     stack = {base, size};
   }
+  DANGO_UNPOISON_STACK(static_cast<char*>(stack.base) + page_size(), size);
+  if (owner_) {
+    owner_->stack_bottom = static_cast<char*>(stack.base) + page_size();
+    owner_->stack_size = size;
+  }
   boost::context::stack_context sctx;
   sctx.size = size;
   sctx.sp = static_cast<char*>(stack.base) + page_size() + size;
@@ -109,5 +124,17 @@ void StackAllocator::deallocate(boost::context::stack_context& sctx) noexcept {
     unmap(stack);
   }
 }
+
+#if defined(__SANITIZE_ADDRESS__)
+void StackSwitch::start(const void* bottom, size_t size, bool dying) {
+  __sanitizer_start_switch_fiber(dying ? nullptr : &fake_stack, bottom, size);
+}
+void StackSwitch::finish(const void** from_bottom, size_t* from_size) {
+  __sanitizer_finish_switch_fiber(fake_stack, from_bottom, from_size);
+}
+#else
+void StackSwitch::start(const void*, size_t, bool) {}
+void StackSwitch::finish(const void**, size_t*) {}
+#endif
 
 }  // namespace dango::thread::detail

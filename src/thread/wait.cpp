@@ -2,6 +2,8 @@
 
 #include "dango/thread/wait.hpp"
 
+#include <thread>
+
 #include "dango/common/error.hpp"
 #include "thread/internal.hpp"
 
@@ -14,16 +16,23 @@ Waiter::Waiter() {
 }
 
 bool Waiter::fire(WaitOutcome outcome) {
+  // Once the outcome is set the waiter may return and its ULT even end: a reference keeps the
+  // ULT's control block alive until unpark() is done with it.
+  UltControl* ult = ult_;
+  ThreadContext* thread = thread_;
+  if (ult) ult->refs.fetch_add(1, std::memory_order_relaxed);
   WaitOutcome expected = WaitOutcome::kPending;
   if (!outcome_.compare_exchange_strong(expected, outcome, std::memory_order_acq_rel)) {
+    if (ult) ult->release();
     return false;
   }
-  if (ult_) {
-    unpark(ult_);
+  if (ult) {
+    unpark(ult);
+    ult->release();
   } else {
-    thread_->parker.unpark();
+    thread->parker.unpark();
+    fired_.store(true, std::memory_order_release);
   }
-  fired_.store(true, std::memory_order_release);
   return true;
 }
 
@@ -77,7 +86,16 @@ WaitOutcome block(Waiter& w, std::optional<Clock::time_point> deadline) {
     if (deadline) runtime.timers().cancel(&w, *deadline);
     runtime.remove_blocked(&w);
   }
-  while (!w.fired_.load(std::memory_order_acquire)) __builtin_ia32_pause();
+  if (!w.ult_) {
+    // A plain thread's context dies with the thread: wait until the firer is done with it.
+    for (int spins = 0; !w.fired_.load(std::memory_order_acquire); ++spins) {
+      if (spins < 64) {
+        __builtin_ia32_pause();
+      } else {
+        std::this_thread::yield();
+      }
+    }
+  }
   return w.outcome();
 }
 

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <thread>
 
 namespace dango::thread::detail {
 
@@ -20,7 +21,14 @@ class SpinLock {
  public:
   void lock() noexcept {
     while (flag_.exchange(true, std::memory_order_acquire)) {
-      while (flag_.load(std::memory_order_relaxed)) __builtin_ia32_pause();
+      // The holder may have been preempted (more threads than cores): stop burning its core.
+      for (int spins = 0; flag_.load(std::memory_order_relaxed); ++spins) {
+        if (spins < 128) {
+          __builtin_ia32_pause();
+        } else {
+          std::this_thread::yield();
+        }
+      }
     }
   }
   bool try_lock() noexcept { return !flag_.exchange(true, std::memory_order_acquire); }
