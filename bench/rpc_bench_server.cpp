@@ -8,7 +8,8 @@
 // HelperProcess); a watchdog alarm ends it in any case.
 //
 // Arguments: [listen address (default "tcp://127.0.0.1:0")] [bytes of server memory for bulk
-// transfers (default 64 MiB)]. RPCs (rpc_suite.cpp and bulk_suite.cpp call them by these names):
+// transfers (default 64 MiB; 0 = serve no bulk RPCs)].
+// RPCs (rpc_suite.cpp and bulk_suite.cpp call them by these names):
 //   bench_empty()                   nothing in, nothing out: a 48-byte message each way
 //   bench_pull(Bulk remote, size)   pulls `size` bytes of the client's `remote` into server memory
 //   bench_push(Bulk remote, size)   pushes `size` bytes of server memory into the client's `remote`
@@ -17,7 +18,6 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -48,22 +48,25 @@ int rpc_bench_server(const std::vector<std::string>& args) {
 
     rpc::Engine engine{address};  // default options, on purpose (see the top of this file)
 
-    // The server's side of every transfer: allocated, touched and exposed once, so that no
-    // first-touched page or registration lands in a timed RPC.
-    auto memory = std::make_unique_for_overwrite<std::byte[]>(std::max<std::size_t>(bulk_size, 1));
-    std::memset(memory.get(), 0x3c, std::max<std::size_t>(bulk_size, 1));
-    const rpc::Bulk local =
-        engine.expose(std::span<std::byte>(memory.get(), bulk_size), rpc::Access::kReadWrite);
-
     engine.define("bench_empty", [] {});
-    engine.define("bench_pull", [&local](const rpc::Request& request, const rpc::Bulk& remote,
-                                         std::uint64_t size) {
-      request.engine().pull(request.source(), remote, 0, local, 0, size);
-    });
-    engine.define("bench_push", [&local](const rpc::Request& request, const rpc::Bulk& remote,
-                                         std::uint64_t size) {
-      request.engine().push(request.source(), remote, 0, local, 0, size);
-    });
+
+    // The server's side of every transfer: allocated, touched and exposed once, so that no
+    // first-touched page or registration lands in a timed RPC. The rpc suite asks for none.
+    std::unique_ptr<std::byte[]> memory;
+    rpc::Bulk local;
+    if (bulk_size > 0) {
+      memory = std::make_unique_for_overwrite<std::byte[]>(bulk_size);
+      std::memset(memory.get(), 0x3c, bulk_size);
+      local = engine.expose(std::span<std::byte>(memory.get(), bulk_size), rpc::Access::kReadWrite);
+      engine.define("bench_pull", [&local](const rpc::Request& request, const rpc::Bulk& remote,
+                                           std::uint64_t size) {
+        request.engine().pull(request.source(), remote, 0, local, 0, size);
+      });
+      engine.define("bench_push", [&local](const rpc::Request& request, const rpc::Bulk& remote,
+                                           std::uint64_t size) {
+        request.engine().push(request.source(), remote, 0, local, 0, size);
+      });
+    }
     // From a handler, finalize() only asks wait_for_finalize() below to do it; the reply still
     // leaves, since finalizing waits for running handlers.
     engine.define("bench_shutdown", [&engine] { engine.finalize(); });

@@ -16,8 +16,11 @@
 //   tcp_pingpong_blocking_median   informational (no baseline): the ping-pong when both sides
 //                                  sleep in the kernel, i.e. what wake-ups cost.
 
+#include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <iostream>
 #include <optional>
@@ -86,7 +89,8 @@ class BenchServer {
     try {
       engine_.rpc<void()>(kShutdownRpc).on(endpoint_).timeout(std::chrono::seconds(5))();
       const auto code = process_.wait_exit();
-      if (code != 0) std::cerr << "rpc suite: the server exited with code " << code.value_or(-1) << "\n";
+      if (code != 0)
+        std::cerr << "rpc suite: the server exited with code " << code.value_or(-1) << "\n";
     } catch (const std::exception& e) {
       std::cerr << "rpc suite: stopping the server: " << e.what() << "\n";
     }
@@ -249,7 +253,8 @@ void run_rpc_suite(const Options& options, Reporter& reporter) {
   const std::vector<std::string> registered = net::registered_transports();
   for (const std::string& transport : options.transports) {
     const auto address = server_address(transport);
-    if (!address || std::find(registered.begin(), registered.end(), transport) == registered.end()) {
+    if (!address ||
+        std::find(registered.begin(), registered.end(), transport) == registered.end()) {
       std::cerr << "rpc suite: skipping transport \"" << transport
                 << "\" (not supported by the engine or by this suite)\n";
       continue;

@@ -216,6 +216,8 @@ std::span<const std::byte> EngineImpl::wait(CallState& state) {
       removed = calls_.erase(state.request_id) == 1;
     }
     if (removed) {
+      // No response will be delivered now: release() must not wait for one.
+      state.status = CallState::Status::kTimedOut;
       auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(*state.timeout).count();
       throw TimeoutError("RPC \"" + state.name + "\" to " + state.peer->address() +
                          ": no response within " + std::to_string(ms) + " ms");
@@ -493,6 +495,8 @@ void EngineImpl::finalize() {
 }
 
 void EngineImpl::wait_for_finalize() {
+  // finalize() already ran: nobody would ever ask again.
+  if (finalized_.load(std::memory_order_acquire)) return;
   waiting_for_finalize_.store(true, std::memory_order_release);
   finalize_requested_.wait();
   waiting_for_finalize_.store(false, std::memory_order_release);

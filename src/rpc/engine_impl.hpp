@@ -23,7 +23,7 @@ namespace detail {
 // One call in flight, pooled and reused: its response buffer keeps its capacity.
 class CallState {
  public:
-  enum class Status : uint8_t { kPending, kOk, kRemoteError, kDisconnected, kShutdown };
+  enum class Status : uint8_t { kPending, kOk, kRemoteError, kDisconnected, kShutdown, kTimedOut };
   EngineImpl* engine = nullptr;
   uint64_t request_id = 0;
   std::string name;

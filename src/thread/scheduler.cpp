@@ -203,14 +203,16 @@ void wait_on_thread(Waiter& w, std::optional<Clock::time_point> deadline) {
       stream->runtime().poll_timers();
       ran = stream->run_one() || ran;
     }
-    if (ran) {
-      idle_since.reset();
-      continue;
-    }
     auto now = Clock::now();
+    // Checked even when ULTs ran: ULTs that are always ready (e.g. two engines' progress loops
+    // sharing this thread) would otherwise keep a deadline from ever being noticed.
     if (deadline && now >= *deadline) {
       w.fire(WaitOutcome::kTimeout);
       break;
+    }
+    if (ran) {
+      idle_since.reset();
+      continue;
     }
     if (!idle_since) idle_since = now;
     if (now - *idle_since < idle_poll) {

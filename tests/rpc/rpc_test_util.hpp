@@ -85,11 +85,23 @@ inline const bool kHangWatchdogInstalled = [] {
 // (several runtimes may share a primary thread: waiting on one runs the ULTs of all).
 struct ServerAndClient {
   explicit ServerAndClient(EngineOptions server_options = {.address = "tcp://127.0.0.1:0"})
-      : server(std::move(server_options)), client("tcp"), endpoint(client.lookup(server.address())) {}
+      : server(std::move(server_options)),
+        client("tcp"),
+        endpoint(client.lookup(server.address())) {}
   Engine server;
   Engine client;
   Endpoint endpoint;  // the server, as the client sees it
 };
+
+// Options for a server whose progress loop and handlers run on an execution stream of their own,
+// so that it keeps serving while the test's thread blocks (raw sockets, sleeps, other threads).
+inline EngineOptions server_on_own_thread(std::string address = "tcp://127.0.0.1:0") {
+  return EngineOptions{.address = std::move(address),
+                       .threads = {.pools = {{.name = "server"}},
+                                   .xstreams = {{.name = "server", .pools = {"server"}}},
+                                   .progress_pool = "server",
+                                   .rpc_pool = "server"}};
+}
 
 // Bytes with a position-dependent pattern, so a shifted or partial copy is detected.
 inline std::vector<std::byte> pattern(size_t size, uint8_t seed) {

@@ -40,20 +40,20 @@ void write_atomically(const std::string& path, const std::string& text) {
 void define_rpcs(dango::Engine& engine) {
   engine.define("sum", [](int64_t a, int64_t b) { return a + b; });
   engine.define("echo", [](const std::string& text) { return text; });
-  engine.define("bulk_xor", [](const dango::Request& request, const dango::Bulk& remote,
-                               uint8_t key) {
-    dango::Engine& e = request.engine();
-    std::vector<std::byte> buffer(remote.size());
-    dango::Bulk local = e.expose(buffer, dango::rpc::Access::kReadWrite);
-    e.pull(request.source(), remote, 0, local, 0, buffer.size());
-    uint64_t sum = 0;
-    for (std::byte& b : buffer) {
-      sum += static_cast<uint8_t>(b);
-      b ^= static_cast<std::byte>(key);
-    }
-    e.push(request.source(), remote, 0, local, 0, buffer.size());
-    return sum;
-  });
+  engine.define("bulk_xor",
+                [](const dango::Request& request, const dango::Bulk& remote, uint8_t key) {
+                  dango::Engine& e = request.engine();
+                  std::vector<std::byte> buffer(remote.size());
+                  dango::Bulk local = e.expose(buffer, dango::rpc::Access::kReadWrite);
+                  e.pull(request.source(), remote, 0, local, 0, buffer.size());
+                  uint64_t sum = 0;
+                  for (std::byte& b : buffer) {
+                    sum += static_cast<uint8_t>(b);
+                    b ^= static_cast<std::byte>(key);
+                  }
+                  e.push(request.source(), remote, 0, local, 0, buffer.size());
+                  return sum;
+                });
   engine.define("fail", [](const std::string& message) { throw std::runtime_error(message); });
   engine.define("sleep_ms", [](uint32_t ms) {
     dango::thread::this_ult::sleep_for(std::chrono::milliseconds(ms));

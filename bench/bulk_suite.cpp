@@ -1,0 +1,170 @@
+// The `bulk` suite: one-sided transfers between two real processes, next to a raw TCP stream of
+// the same size measured in the same run.
+//
+// The client exposes one buffer (the largest size, touched first) once and reuses it; per
+// transfer it sends the Bulk handle in an RPC, and the SERVER (helper "rpc_bench_server", an
+// Engine with default options, see rpc_bench_server.cpp) pulls from or pushes to it before
+// replying. The time is that of the whole RPC, as a client sees it.
+//
+//   pull, push         GiB/s for 4 KiB .. 64 MiB: size / median time of one RPC.
+//                      Baseline: tcp_stream of the same size (the faster of its two modes).
+//   memcpy_bandwidth   informational (no baseline): the copy a same-node transport could reach.
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <exception>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "baselines.hpp"
+#include "dango/net/transport.hpp"
+#include "dango/rpc/engine.hpp"
+#include "suite.hpp"
+
+namespace dango::bench {
+namespace {
+
+// The sizes of the baselines suite: a small message, an eager/rendezvous boundary, bulk sizes
+// in cache and well past it.
+constexpr std::size_t kSizes[] = {4 * kKiB, 64 * kKiB, 1 * kMiB, 16 * kMiB, 64 * kMiB};
+constexpr std::size_t kMaxSize = 64 * kMiB;
+
+// RPC names served by rpc_bench_server.cpp.
+constexpr const char* kPullRpc = "bench_pull";
+constexpr const char* kPushRpc = "bench_push";
+constexpr const char* kShutdownRpc = "bench_shutdown";
+
+// Timed RPCs per size and direction: as tcp_stream, >= 256 MiB moved or >= 20 repetitions
+// (32 MiB / 5 when quick), after a tenth as warm-up.
+std::size_t repetitions(std::size_t size, bool quick) {
+  const std::size_t bytes = quick ? 32 * kMiB : 256 * kMiB;
+  return std::max<std::size_t>(quick ? 5 : 20, bytes / size);
+}
+
+std::optional<std::string> server_address(const std::string& transport) {
+  if (transport == "tcp") return "tcp://127.0.0.1:0";
+  return std::nullopt;
+}
+
+// A running rpc_bench_server with `bulk_size` bytes of its own memory, and its endpoint; the
+// destructor asks it to finalize and reaps it (HelperProcess kills it if it does not exit).
+class BenchServer {
+ public:
+  BenchServer(rpc::Engine& engine, const std::string& listen_address, std::size_t bulk_size)
+      : engine_(engine), process_("rpc_bench_server", {listen_address, std::to_string(bulk_size)}) {
+    endpoint_ = engine_.lookup(process_.read_line());
+  }
+  ~BenchServer() {
+    try {
+      engine_.rpc<void()>(kShutdownRpc).on(endpoint_).timeout(std::chrono::seconds(5))();
+      const auto code = process_.wait_exit();
+      if (code != 0)
+        std::cerr << "bulk suite: the server exited with code " << code.value_or(-1) << "\n";
+    } catch (const std::exception& e) {
+      std::cerr << "bulk suite: stopping the server: " << e.what() << "\n";
+    }
+  }
+  BenchServer(const BenchServer&) = delete;
+  BenchServer& operator=(const BenchServer&) = delete;
+  const rpc::Endpoint& endpoint() const { return endpoint_; }
+
+ private:
+  rpc::Engine& engine_;
+  HelperProcess process_;
+  rpc::Endpoint endpoint_;
+};
+
+// GiB/s of `size`-byte transfers by RPC `name` (bench_pull or bench_push) on `memory`, timed per
+// RPC in one client ULT.
+double transfer_gib_per_s(rpc::Engine& engine, const rpc::Endpoint& server, const char* name,
+                          const rpc::Bulk& memory, std::size_t size, bool quick) {
+  const auto transfer = engine.rpc<void(rpc::Bulk, std::uint64_t)>(name).on(server);
+  const std::size_t timed = repetitions(size, quick);
+  std::vector<double> seconds;
+  seconds.reserve(timed);
+  engine.rpc_pool()
+      .spawn([&] {
+        for (std::size_t i = 0; i < timed / 10 + 1; ++i) transfer(memory, size);
+        for (std::size_t i = 0; i < timed; ++i) {
+          const std::int64_t start = now_ns();
+          transfer(memory, size);
+          seconds.push_back(static_cast<double>(now_ns() - start) / 1e9);
+        }
+      })
+      .join();
+  return gib_per_s(static_cast<double>(size), median(std::move(seconds)));
+}
+
+void run_for_transport(const std::string& transport, const std::string& listen_address,
+                       const Options& options, Reporter& reporter) {
+  const Effort effort{.quick = options.quick};
+  rpc::Engine engine{rpc::EngineOptions{.address = transport}};  // default options: a client
+  auto buffer = std::make_unique_for_overwrite<std::byte[]>(kMaxSize);
+  std::memset(buffer.get(), 0xa5, kMaxSize);  // touched before timing
+  const rpc::Bulk memory =
+      engine.expose(std::span<std::byte>(buffer.get(), kMaxSize), rpc::Access::kReadWrite);
+  std::vector<StreamResult> streams;
+  std::vector<double> pull, push;
+  {
+    const BenchServer server(engine, listen_address, kMaxSize);
+    for (std::size_t size : kSizes) {
+      // Each baseline right before its RPCs, so that a drift of the machine hits both alike.
+      // Meanwhile the idle server sleeps in epoll_wait (past its polling window) and the
+      // client's progress loop does not run (this thread is not waiting): neither steals CPU.
+      streams.push_back(tcp_stream(size, effort));
+      pull.push_back(
+          transfer_gib_per_s(engine, server.endpoint(), kPullRpc, memory, size, options.quick));
+      push.push_back(
+          transfer_gib_per_s(engine, server.endpoint(), kPushRpc, memory, size, options.quick));
+    }
+  }
+
+  for (std::size_t i = 0; i < std::size(kSizes); ++i) {
+    const std::string mode =
+        streams[i].polling_gib_per_s >= streams[i].blocking_gib_per_s ? "poll" : "blocking";
+    for (const auto& [name, values] : {std::pair{"pull", &pull}, std::pair{"push", &push}}) {
+      reporter.add({.transport = transport,
+                    .case_name = name,
+                    .size = kSizes[i],
+                    .value = (*values)[i],
+                    .unit = "GiB/s",
+                    .baseline = "tcp_stream",
+                    .baseline_value = streams[i].gib_per_s,
+                    .extra = {{"baseline_mode", mode}}});
+    }
+  }
+}
+
+void run_bulk_suite(const Options& options, Reporter& reporter) {
+  const std::vector<std::string> registered = net::registered_transports();
+  for (const std::string& transport : options.transports) {
+    const auto address = server_address(transport);
+    if (!address ||
+        std::find(registered.begin(), registered.end(), transport) == registered.end()) {
+      std::cerr << "bulk suite: skipping transport \"" << transport
+                << "\" (not supported by the engine or by this suite)\n";
+      continue;
+    }
+    run_for_transport(transport, *address, options, reporter);
+  }
+  for (std::size_t size : kSizes) {
+    reporter.add({.case_name = "memcpy_bandwidth",
+                  .size = size,
+                  .value = memcpy_bandwidth(size, {.quick = options.quick}),
+                  .unit = "GiB/s"});
+  }
+}
+
+}  // namespace
+
+DANGO_REGISTER_BENCH_SUITE(bulk, run_bulk_suite);
+
+}  // namespace dango::bench
