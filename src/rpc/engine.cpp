@@ -87,7 +87,12 @@ EngineImpl::EngineImpl(Engine& engine, EngineOptions options, thread::Runtime* r
   progress_ult_ = progress_pool_.spawn([this] { progress_loop(); });
 }
 
-EngineImpl::~EngineImpl() { finalize(); }
+EngineImpl::~EngineImpl() {
+  finalize();
+  // Calls released after finalize (a Pending that outlived it) came back to the pool since.
+  for (CallState* state : free_calls_) delete state;
+  for (IncomingRequest* request : free_requests_) delete request;
+}
 
 net::Transport* EngineImpl::transport_for(std::string_view scheme) {
   size_t count = transport_count_.load(std::memory_order_acquire);
