@@ -446,6 +446,7 @@ void EngineImpl::release_request(IncomingRequest* request) {
 void EngineImpl::progress_loop() {
   using Clock = std::chrono::steady_clock;
   auto last_activity = Clock::now();
+  int busy_idle = 0;  // idle rounds in a row in which idle_wait found other work ready
   while (!stop_progress_.load(std::memory_order_acquire)) {
     size_t events = 0;
     const size_t count = transport_count_.load(std::memory_order_acquire);
@@ -466,7 +467,7 @@ void EngineImpl::progress_loop() {
       net::Transport* transport;
       size_t events = 0;
     } sleep{transports_[0].get()};
-    thread::this_ult::idle_wait(
+    const bool waited = thread::this_ult::idle_wait(
         [](void* ctx, std::chrono::nanoseconds timeout) {
           auto* s = static_cast<Sleep*>(ctx);
           s->events = s->transport->progress(
@@ -475,6 +476,15 @@ void EngineImpl::progress_loop() {
         [](void* ctx) { static_cast<Sleep*>(ctx)->transport->interrupt(); }, &sleep,
         std::chrono::milliseconds(100));
     if (sleep.events > 0) last_activity = Clock::now();
+    if (waited || sleep.events > 0) {
+      busy_idle = 0;
+    } else if (++busy_idle >= 128) {
+      // Never sleeping although idle: the ready work is most likely another idle progress loop
+      // on this thread (two engines on one thread). Nap briefly so the thread can sleep too.
+      busy_idle = 0;
+      thread::this_ult::sleep_for(std::chrono::microseconds(200));
+      continue;
+    }
     // Another ULT is ready on this thread (it may be another engine's progress loop): let it run.
     thread::this_ult::yield();
   }

@@ -317,7 +317,7 @@ void sleep_for(std::chrono::nanoseconds duration) {
   sleep_until(std::chrono::steady_clock::now() + duration);
 }
 
-void idle_wait(void (*wait)(void* ctx, std::chrono::nanoseconds timeout),
+bool idle_wait(void (*wait)(void* ctx, std::chrono::nanoseconds timeout),
                void (*interrupt)(void* ctx), void* ctx, std::chrono::nanoseconds max_timeout) {
   detail::ThreadContext& context = detail::this_thread_context();
   auto timeout = max_timeout;
@@ -328,9 +328,16 @@ void idle_wait(void (*wait)(void* ctx, std::chrono::nanoseconds timeout),
       timeout = std::min<std::chrono::nanoseconds>(timeout, std::max(*t - now, detail::Clock::duration::zero()));
     }
   }
-  if (timeout <= std::chrono::nanoseconds::zero()) return;
+  if (timeout <= std::chrono::nanoseconds::zero()) return false;
+  bool waited = false;
   context.parker.park_external(
-      interrupt, ctx, [&] { wait(ctx, timeout); }, detail::thread_has_work, &context);
+      interrupt, ctx,
+      [&] {
+        waited = true;
+        wait(ctx, timeout);
+      },
+      detail::thread_has_work, &context);
+  return waited;
 }
 
 }  // namespace this_ult

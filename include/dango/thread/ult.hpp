@@ -114,9 +114,9 @@ void sleep_until(std::chrono::steady_clock::time_point deadline);
 // For network progress loops. When no ULT is ready on the calling thread's streams, runs
 // `wait(ctx, timeout)` — a blocking system call such as epoll_wait — in place of the stream's own
 // sleep; a ULT becoming ready, a timer falling due or a waking thread calls `interrupt(ctx)`
-// (thread-safe) to cut it short. `timeout` is at most `max_timeout`. Returns at once when work
-// is ready.
-void idle_wait(void (*wait)(void* ctx, std::chrono::nanoseconds timeout),
+// (thread-safe) to cut it short. `timeout` is at most `max_timeout`. Returns at once, false,
+// when work is ready; true after it waited.
+bool idle_wait(void (*wait)(void* ctx, std::chrono::nanoseconds timeout),
                void (*interrupt)(void* ctx), void* ctx, std::chrono::nanoseconds max_timeout);
 }  // namespace this_ult
 
