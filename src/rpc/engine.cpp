@@ -395,8 +395,8 @@ void EngineImpl::run_handler(IncomingRequest* request) {
   reply.resize(sizeof(MessageHeader));
   std::string error;
   try {
-    Request context(engine_, Endpoint(request->peer, request->transport), header.provider_id,
-                    entry.name);
+    const Endpoint source(request->peer, request->transport);
+    Request context(engine_, source, header.provider_id, entry.name);
     entry.invoke(entry, context, request->payload, reply);
   } catch (const DecodeError& e) {
     error = "malformed arguments for RPC \"" + entry.name + "\": " + e.what();

@@ -13,8 +13,10 @@ class Engine;
 
 class Request {
  public:
-  Request(Engine& engine, Endpoint source, ProviderId provider_id, const std::string& rpc_name)
-      : engine_(engine), source_(std::move(source)), provider_id_(provider_id), rpc_name_(rpc_name) {}
+  // Borrows `source` and `rpc_name`, which outlive the handler call.
+  Request(Engine& engine, const Endpoint& source, ProviderId provider_id,
+          const std::string& rpc_name)
+      : engine_(engine), source_(source), provider_id_(provider_id), rpc_name_(rpc_name) {}
   // The calling process: pull from / push to the bulk handles it sent.
   const Endpoint& source() const { return source_; }
   ProviderId provider_id() const { return provider_id_; }
@@ -23,7 +25,7 @@ class Request {
 
  private:
   Engine& engine_;
-  Endpoint source_;
+  const Endpoint& source_;
   ProviderId provider_id_;
   const std::string& rpc_name_;
 };
