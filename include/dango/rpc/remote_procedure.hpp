@@ -76,7 +76,8 @@ class CallTarget<R(Args...)> {
   }
 
   // Calls and waits for the result. On the engine itself this is a function call on the
-  // caller's ULT (no serialization when the handler takes the same argument types).
+  // caller's ULT (no serialization when the handler takes the same argument types), and a
+  // handler's exception reaches the caller unchanged rather than as RemoteError.
   R operator()(const Args&... args) const {
     if (endpoint_.is_self()) return call_in_process(args...);
     auto& buffer = detail::encode_buffer();
