@@ -27,6 +27,7 @@
 #include "baselines.hpp"
 #include "dango/net/transport.hpp"
 #include "dango/rpc/engine.hpp"
+#include "bench_server.hpp"
 #include "suite.hpp"
 
 namespace dango::bench {
@@ -40,7 +41,6 @@ constexpr std::size_t kMaxSize = 64 * kMiB;
 // RPC names served by rpc_bench_server.cpp.
 constexpr const char* kPullRpc = "bench_pull";
 constexpr const char* kPushRpc = "bench_push";
-constexpr const char* kShutdownRpc = "bench_shutdown";
 
 // Timed RPCs per size and direction: as tcp_stream, >= 256 MiB moved or >= 20 repetitions
 // (32 MiB / 5 when quick), after a tenth as warm-up.
@@ -48,39 +48,6 @@ std::size_t repetitions(std::size_t size, bool quick) {
   const std::size_t bytes = quick ? 32 * kMiB : 256 * kMiB;
   return std::max<std::size_t>(quick ? 5 : 20, bytes / size);
 }
-
-std::optional<std::string> server_address(const std::string& transport) {
-  if (transport == "tcp") return "tcp://127.0.0.1:0";
-  return std::nullopt;
-}
-
-// A running rpc_bench_server with `bulk_size` bytes of its own memory, and its endpoint; the
-// destructor asks it to finalize and reaps it (HelperProcess kills it if it does not exit).
-class BenchServer {
- public:
-  BenchServer(rpc::Engine& engine, const std::string& listen_address, std::size_t bulk_size)
-      : engine_(engine), process_("rpc_bench_server", {listen_address, std::to_string(bulk_size)}) {
-    endpoint_ = engine_.lookup(process_.read_line());
-  }
-  ~BenchServer() {
-    try {
-      engine_.rpc<void()>(kShutdownRpc).on(endpoint_).timeout(std::chrono::seconds(5))();
-      const auto code = process_.wait_exit();
-      if (code != 0)
-        std::cerr << "bulk suite: the server exited with code " << code.value_or(-1) << "\n";
-    } catch (const std::exception& e) {
-      std::cerr << "bulk suite: stopping the server: " << e.what() << "\n";
-    }
-  }
-  BenchServer(const BenchServer&) = delete;
-  BenchServer& operator=(const BenchServer&) = delete;
-  const rpc::Endpoint& endpoint() const { return endpoint_; }
-
- private:
-  rpc::Engine& engine_;
-  HelperProcess process_;
-  rpc::Endpoint endpoint_;
-};
 
 // GiB/s of `size`-byte transfers by RPC `name` (bench_pull or bench_push) on `memory`, timed per
 // RPC in one client ULT.

@@ -30,6 +30,7 @@
 #include "baselines.hpp"
 #include "dango/net/transport.hpp"
 #include "dango/rpc/engine.hpp"
+#include "bench_server.hpp"
 #include "suite.hpp"
 
 namespace dango::bench {
@@ -43,7 +44,6 @@ constexpr std::size_t kEmptyRpcMessageSize = 16 + 32;
 
 // RPC names served by rpc_bench_server.cpp.
 constexpr const char* kEmptyRpc = "bench_empty";
-constexpr const char* kShutdownRpc = "bench_shutdown";
 
 constexpr std::size_t kOutstanding[] = {1, 8, 64};
 
@@ -69,41 +69,6 @@ Plan make_plan(bool quick) {
           .inprocess_batch = 10000,
           .inprocess_samples = 100};
 }
-
-// The listen address for the server of `transport`, or nullopt when this suite does not know
-// how to measure it (no listen address or no baseline for it yet).
-std::optional<std::string> server_address(const std::string& transport) {
-  if (transport == "tcp") return "tcp://127.0.0.1:0";
-  return std::nullopt;
-}
-
-// A running rpc_bench_server and its endpoint; the destructor asks it to finalize and reaps it
-// (HelperProcess kills it if it does not exit by itself).
-class BenchServer {
- public:
-  BenchServer(rpc::Engine& engine, const std::string& listen_address)
-      : engine_(engine), process_("rpc_bench_server", {listen_address, "0"}) {
-    endpoint_ = engine_.lookup(process_.read_line());
-  }
-  ~BenchServer() {
-    try {
-      engine_.rpc<void()>(kShutdownRpc).on(endpoint_).timeout(std::chrono::seconds(5))();
-      const auto code = process_.wait_exit();
-      if (code != 0)
-        std::cerr << "rpc suite: the server exited with code " << code.value_or(-1) << "\n";
-    } catch (const std::exception& e) {
-      std::cerr << "rpc suite: stopping the server: " << e.what() << "\n";
-    }
-  }
-  BenchServer(const BenchServer&) = delete;
-  BenchServer& operator=(const BenchServer&) = delete;
-  const rpc::Endpoint& endpoint() const { return endpoint_; }
-
- private:
-  rpc::Engine& engine_;
-  HelperProcess process_;
-  rpc::Endpoint endpoint_;
-};
 
 // Runs `body` in a ULT of the engine's rpc pool and waits for it; the waiting (primary) thread
 // runs the pool meanwhile, as a client application's ULT would.
@@ -201,7 +166,7 @@ void run_for_transport(const std::string& transport, const std::string& listen_a
   std::vector<double> latency;
   double rates[std::size(kOutstanding)] = {};
   {
-    const BenchServer server(engine, listen_address);
+    const BenchServer server(engine, listen_address, /*bulk_size=*/0);
     latency = sequential_latency_us(engine, server.endpoint(), plan.latency_iterations);
     for (std::size_t i = 0; i < std::size(kOutstanding); ++i) {
       rates[i] = throughput(engine, server.endpoint(), kOutstanding[i], plan);

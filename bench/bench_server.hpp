@@ -1,0 +1,53 @@
+#pragma once
+// The client's handle on the rpc_bench_server process shared by the `rpc` and `bulk` suites.
+
+#include <chrono>
+#include <cstddef>
+#include <exception>
+#include <iostream>
+#include <optional>
+#include <string>
+
+#include "dango/rpc/engine.hpp"
+#include "suite.hpp"
+
+namespace dango::bench {
+
+inline constexpr const char* kShutdownRpc = "bench_shutdown";
+
+// The listen address for the server of `transport`, or nullopt when the suites do not know how
+// to measure it (no listen address or no baseline for it yet).
+inline std::optional<std::string> server_address(const std::string& transport) {
+  if (transport == "tcp") return "tcp://127.0.0.1:0";
+  return std::nullopt;
+}
+
+// A running rpc_bench_server with `bulk_size` bytes of its own memory (0: no bulk RPCs), and
+// its endpoint; the destructor asks it to finalize and reaps it (HelperProcess kills it if it
+// does not exit by itself).
+class BenchServer {
+ public:
+  BenchServer(rpc::Engine& engine, const std::string& listen_address, std::size_t bulk_size)
+      : engine_(engine), process_("rpc_bench_server", {listen_address, std::to_string(bulk_size)}) {
+    endpoint_ = engine_.lookup(process_.read_line());
+  }
+  ~BenchServer() {
+    try {
+      engine_.rpc<void()>(kShutdownRpc).on(endpoint_).timeout(std::chrono::seconds(5))();
+      const auto code = process_.wait_exit();
+      if (code != 0) std::cerr << "bench server exited with code " << code.value_or(-1) << "\n";
+    } catch (const std::exception& e) {
+      std::cerr << "stopping the bench server: " << e.what() << "\n";
+    }
+  }
+  BenchServer(const BenchServer&) = delete;
+  BenchServer& operator=(const BenchServer&) = delete;
+  const rpc::Endpoint& endpoint() const { return endpoint_; }
+
+ private:
+  rpc::Engine& engine_;
+  HelperProcess process_;
+  rpc::Endpoint endpoint_;
+};
+
+}  // namespace dango::bench
