@@ -4,9 +4,11 @@
 set -euo pipefail
 build_dir=$1
 source_dir=$2
+cxx_flags=${3:-}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cmake --install "$build_dir" --prefix "$work/prefix" >/dev/null
-cmake -S "$source_dir/tests/install/consumer" -B "$work/build" -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
+cmake -S "$source_dir/tests/install/consumer" -B "$work/build" -DCMAKE_PREFIX_PATH="$work/prefix" \
+  -DCMAKE_CXX_FLAGS="$cxx_flags" >/dev/null
 cmake --build "$work/build" -j 2 >/dev/null
 "$work/build/consumer"
