@@ -201,7 +201,8 @@ detail::Call EngineImpl::start_call(const Endpoint& to, std::string_view name, u
   }
   detail::Call call(state);
   std::span<const std::byte> parts[2] = {as_bytes(header), args};
-  net::Status status = to.transport_->send(to.peer_, parts);
+  net::Status status =
+      send_message(*to.transport_, to.peer_, parts, sizeof header + args.size());
   if (!status.ok()) {
     if (state) {
       std::lock_guard lock(calls_mutex_);
@@ -344,6 +345,19 @@ void EngineImpl::send_error(const net::PeerRef& to, const MessageHeader& request
   transport_of(to)->send(to, parts);
 }
 
+net::Status EngineImpl::send_message(net::Transport& transport, const net::PeerRef& to,
+                                     std::span<const std::span<const std::byte>> parts,
+                                     size_t bytes) {
+  // Batching copies the message: worth it for the small ones only.
+  constexpr size_t kBatchLimit = 64 * 1024;
+  if (bytes > kBatchLimit || thread::current_pool() != progress_pool_) {
+    return transport.send(to, parts, net::SendMode::kNow);
+  }
+  net::Status status = transport.send(to, parts, net::SendMode::kBatched);
+  transport.interrupt();  // another stream of the pool may be asleep in progress(); cheap if not
+  return status;
+}
+
 net::Transport* EngineImpl::transport_of(const net::PeerRef& peer) {
   const size_t count = transport_count_.load(std::memory_order_acquire);
   if (count == 1) return transports_[0].get();
@@ -416,7 +430,7 @@ void EngineImpl::run_handler(IncomingRequest* request) {
     std::memcpy(reply.data(), &response, sizeof response);
     std::span<const std::byte> parts[1] = {reply};
     // A lost connection fails the caller's side; nothing more to do here.
-    request->transport->send(request->peer, parts);
+    send_message(*request->transport, request->peer, parts, reply.size());
   }
   release_request(request);
   handlers_running_.fetch_sub(1, std::memory_order_acq_rel);
@@ -550,6 +564,8 @@ void EngineImpl::do_finalize() {
   } catch (const std::exception& e) {
     logger()->error("progress loop of the engine at {} ended with: {}", address_, e.what());
   }
+  // Replies batched by the last handlers (a "shutdown" RPC's own) still leave.
+  for (size_t i = 0; i < count; ++i) transports_[i]->flush();
   for (size_t i = 0; i < count; ++i) transports_[i]->close();
   if (own_runtime_) own_runtime_->shutdown();
   for (CallState* state : free_calls_) delete state;

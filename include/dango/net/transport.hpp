@@ -66,6 +66,9 @@ class MemoryRegion {
   virtual std::vector<std::byte> descriptor() const = 0;
 };
 
+// When a message leaves: at once, or with the next flush (see Transport::send).
+enum class SendMode : uint8_t { kNow, kBatched };
+
 // Called with the outcome of an asynchronous get/put. The object must outlive the operation;
 // complete() is called exactly once.
 class Completion {
@@ -116,7 +119,16 @@ class Transport {
   // Sends one message made of the concatenation of `parts`. The bytes may be reused as soon as
   // send returns (the transport copies what it cannot write at once). Messages to one peer
   // arrive in order. An error is returned when the peer cannot be reached.
-  virtual Status send(const PeerRef& to, std::span<const std::span<const std::byte>> parts) = 0;
+  Status send(const PeerRef& to, std::span<const std::span<const std::byte>> parts) {
+    return send(to, parts, SendMode::kNow);
+  }
+  // kBatched queues the message (a copy) to leave with the next flush() — progress() starts
+  // with one — in one write with the other messages batched to the same peer: for many small
+  // messages sent by code that runs between two progress passes (replies of handlers).
+  virtual Status send(const PeerRef& to, std::span<const std::span<const std::byte>> parts,
+                      SendMode mode) = 0;
+  // Writes every batched message. Thread-safe.
+  virtual void flush() = 0;
 
   // Registers memory for one-sided access by peers (and as the local side of get/put).
   virtual std::unique_ptr<MemoryRegion> register_memory(std::span<const std::span<std::byte>> segments,

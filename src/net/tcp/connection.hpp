@@ -56,6 +56,7 @@ struct Connection {
   std::mutex out_mutex;
   OutputQueue out;           // guarded by out_mutex
   bool write_armed = false;  // guarded by out_mutex
+  bool batched = false;      // in the transport's list of connections to flush; out_mutex
 
   // Progress thread only:
   PeerRef peer;             // set at creation (outgoing) or on HELLO (incoming)

@@ -209,7 +209,8 @@ void TcpTransport::mark_broken(Connection& c) {
   ::shutdown(c.fd, SHUT_RDWR);
 }
 
-Status TcpTransport::send(const PeerRef& to, std::span<const std::span<const std::byte>> parts) {
+Status TcpTransport::send(const PeerRef& to, std::span<const std::span<const std::byte>> parts,
+                          SendMode mode) {
   if (closed_.load(std::memory_order_relaxed)) {
     return {Status::Code::kShutdown, "tcp transport closed"};
   }
@@ -249,12 +250,47 @@ Status TcpTransport::send(const PeerRef& to, std::span<const std::span<const std
     if (!status.ok()) return status;
     std::lock_guard lock(c->out_mutex);
     if (is_gone(c->state.load())) continue;
+    if (mode == SendMode::kBatched) {
+      c->out.append(frame, frame.size(), 0);
+      if (!c->batched) {
+        c->batched = true;
+        std::lock_guard batch_lock(batched_mutex_);
+        batched_.push_back(c);
+        has_batched_.store(true, std::memory_order_release);
+      }
+      return Status::Ok();
+    }
     if (c->submit(epoll_fd_, frame, frame.size())) return Status::Ok();
     last_error = error_text(errno);
     logger().debug("send to {} failed: {}", peer->address_, last_error);
     mark_broken(*c);
   }
   return {Status::Code::kDisconnected, "cannot send to " + peer->address_ + ": " + last_error};
+}
+
+void TcpTransport::flush() {
+  if (!has_batched_.load(std::memory_order_acquire)) return;
+  std::lock_guard flush_lock(flush_mutex_);
+  {
+    std::lock_guard lock(batched_mutex_);
+    flushing_.swap(batched_);
+    has_batched_.store(false, std::memory_order_release);
+  }
+  for (const auto& c : flushing_) {
+    std::lock_guard lock(c->out_mutex);
+    c->batched = false;
+    // Connecting, or already waiting for EPOLLOUT: the writable handler sends the queue.
+    if (c->state.load() != Connection::State::kConnected || c->write_armed || c->out.empty()) {
+      continue;
+    }
+    auto result = c->out.flush(c->fd);
+    if (result == OutputQueue::FlushResult::kError) {
+      mark_broken(*c);
+    } else if (result == OutputQueue::FlushResult::kWouldBlock) {
+      c->want_write(epoll_fd_, true);
+    }
+  }
+  flushing_.clear();
 }
 
 size_t TcpTransport::accept_all() {
@@ -375,6 +411,7 @@ void TcpTransport::close_connection(Connection& c, const Status& why, bool notif
 
 size_t TcpTransport::progress(std::chrono::microseconds timeout) {
   if (closed_.load(std::memory_order_relaxed)) return 0;
+  flush();
   if (!graveyard_.empty()) graveyard_.clear();
   if (connecting_count_.load(std::memory_order_relaxed) > 0) check_connect_timeouts();
 

@@ -84,7 +84,10 @@ class TcpTransport final : public Transport {
   const std::string& address() const override { return address_; }
   void set_handler(MessageHandler* handler) override { handler_ = handler; }
   PeerRef lookup(std::string_view address) override;
-  Status send(const PeerRef& to, std::span<const std::span<const std::byte>> parts) override;
+  using Transport::send;
+  Status send(const PeerRef& to, std::span<const std::span<const std::byte>> parts,
+              SendMode mode) override;
+  void flush() override;
   std::unique_ptr<MemoryRegion> register_memory(std::span<const std::span<std::byte>> segments,
                                                 Access access) override;
   void get(const PeerRef& peer, std::span<const std::byte> remote, size_t remote_offset,
@@ -169,6 +172,13 @@ class TcpTransport final : public Transport {
   // Closed connections, kept alive until the next progress() so that events already returned by
   // epoll_wait never point to freed memory. Progress thread only.
   std::vector<std::shared_ptr<Connection>> graveyard_;
+
+  // Connections holding batched messages (Connection::batched set), written by flush().
+  std::mutex batched_mutex_;
+  std::vector<std::shared_ptr<Connection>> batched_;
+  std::vector<std::shared_ptr<Connection>> flushing_;  // guarded by flush_mutex_
+  std::mutex flush_mutex_;
+  std::atomic<bool> has_batched_{false};
 
   std::shared_ptr<RegionTable> regions_;
   std::mutex ops_mutex_;  // guards chunks_
