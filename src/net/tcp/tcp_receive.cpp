@@ -116,6 +116,9 @@ TcpTransport::ReadResult TcpTransport::read_payload(Connection& c, size_t& handl
   if (r.segments.empty()) c.in.consume(scatter(c.in.data(), c.in.size(), r));
   if (r.remaining == 0 && !finish_payload(c, handled)) return ReadResult::kClosed;
   if (!process_frames(c, handled)) return ReadResult::kClosed;
+  // In the middle of a payload the sender is most likely still writing: read again rather than
+  // go back through epoll_wait, until the socket really is empty (EAGAIN).
+  if (c.receive.kind == Connection::Receive::Kind::kPayload) return ReadResult::kMore;
   return got < wanted ? ReadResult::kDrained : ReadResult::kMore;
 }
 
