@@ -624,11 +624,14 @@ void EngineImpl::transfer(bool pull, const Endpoint& peer, const Bulk& remote, s
   };
   if (!local.is_local()) fail("the local bulk handle was not exposed by this engine");
   if (local_offset > local.size() || size > local.size() - local_offset) fail("out of bounds of the local bulk");
+  // Checked here from what the handle says, so a bad request costs no round trip; the owner
+  // checks again against its registration (a handle may be forged or stale).
+  if (remote_offset > remote.size() || size > remote.size() - remote_offset) fail("out of bounds of the remote bulk");
+  if (pull ? !readable(remote.access()) : !writable(remote.access())) fail("the remote bulk does not allow it");
+  if (pull ? !writable(local.access()) : !readable(local.access())) fail("the local bulk does not allow it");
   if (size == 0) return;
   if (peer.is_self()) {
     if (!remote.is_local()) fail("the remote bulk handle is not exposed in this process");
-    if (remote_offset > remote.size() || size > remote.size() - remote_offset) fail("out of bounds of the remote bulk");
-    if (pull ? !readable(remote.access()) : !writable(remote.access())) fail("the remote bulk does not allow it");
     if (pull) {
       copy_local(remote, remote_offset, local, local_offset, size);
     } else {

@@ -301,5 +301,13 @@ TEST(RpcBulk, SelfTransferOutOfBoundsOrWithWrongAccessIsRefused) {
   EXPECT_NO_THROW(engine.pull(engine.self(), read_only, 0, local, 100, 100));
 }
 
+TEST(RpcBulk, EmptyTransferAtAnOffsetPastTheEndIsRefused) {
+  BulkPeers peers;
+  std::vector<std::byte> data = pattern(100, 31);
+  Bulk bulk = peers.client.expose(data, Access::kReadOnly);
+  EXPECT_THROW(peers.pull_hash(peers.endpoint, bulk, 101, 0), RemoteError);
+  EXPECT_EQ(peers.pull_hash(peers.endpoint, bulk, 100, 0), fnv1a({}));
+}
+
 }  // namespace
 }  // namespace dango::rpc
