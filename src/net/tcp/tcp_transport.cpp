@@ -378,6 +378,7 @@ void TcpTransport::close_connection(Connection& c, const Status& why, bool notif
     if (previous == Connection::State::kClosed) return;
     if (previous == Connection::State::kConnecting) --connecting_count_;
     c.state.store(Connection::State::kClosed);
+    if (hot_ == &c) hot_ = nullptr;
     ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c.fd, nullptr);
     ::close(c.fd);
     c.out.clear();
@@ -412,11 +413,15 @@ void TcpTransport::close_connection(Connection& c, const Status& why, bool notif
 size_t TcpTransport::progress(std::chrono::microseconds timeout) {
   if (closed_.load(std::memory_order_relaxed)) return 0;
   flush();
+  bool blocking = timeout.count() > 0;
+  if (!blocking && hot_ != nullptr && ++passes_since_epoll_ < kPassesPerEpoll) {
+    return handle_readable(*hot_);
+  }
+  passes_since_epoll_ = 0;
   if (!graveyard_.empty()) graveyard_.clear();
   if (connecting_count_.load(std::memory_order_relaxed) > 0) check_connect_timeouts();
 
   int timeout_ms = 0;
-  bool blocking = timeout.count() > 0;
   if (blocking) {
     timeout_ms = static_cast<int>(std::min<int64_t>((timeout.count() + 999) / 1000, INT_MAX));
     waiting_.store(true);
@@ -448,7 +453,9 @@ size_t TcpTransport::progress(std::chrono::microseconds timeout) {
     if ((ev.events & EPOLLOUT) != 0) handle_writable(*c);
     if ((ev.events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0 &&
         c->state.load() != Connection::State::kClosed) {
-      handled += handle_readable(*c);
+      size_t n_handled = handle_readable(*c);
+      handled += n_handled;
+      if (n_handled > 0 && c->state.load() == Connection::State::kConnected) hot_ = c;
     }
   }
   return handled;

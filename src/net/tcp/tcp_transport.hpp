@@ -184,6 +184,12 @@ class TcpTransport final : public Transport {
   std::mutex ops_mutex_;  // guards chunks_
   std::unordered_map<uint64_t, PendingChunk> chunks_;
   std::atomic<uint64_t> next_op_id_{1};
+  // Polling without blocking, most passes read the connection that last delivered data with
+  // one recv instead of epoll_wait + read; every kPassesPerEpoll-th pass asks epoll about the
+  // others (and accepts, EPOLLOUT). Progress thread only; reset when that connection closes.
+  static constexpr int kPassesPerEpoll = 4;
+  Connection* hot_ = nullptr;
+  int passes_since_epoll_ = 0;
   std::vector<iovec> iov_out_;  // progress thread only: GET_REP gather lists
   std::vector<iovec> iov_in_;   // progress thread only: payload scatter lists
 };
