@@ -93,8 +93,11 @@ struct TransportOptions {
   // frame is treated as garbage and disconnected.
   size_t max_message_size = size_t{64} << 20;
   // get/put larger than this are split into chunks of this size, all in flight at once, so that
-  // other messages interleave with a long transfer (default 4 MiB).
-  size_t bulk_chunk_size = size_t{4} << 20;
+  // other messages interleave with a long transfer. Each chunk costs a request and a reply
+  // frame; measured over loopback tcp, a 16 MiB pull reaches 0.82x the raw stream in 4 MiB
+  // chunks and 0.90-0.95x in one, while a 16 MiB chunk delays other messages on that connection
+  // by ~2.5 ms at most (default 16 MiB).
+  size_t bulk_chunk_size = size_t{16} << 20;
   // How long a connection attempt may take before sends to that peer fail (default 5 s).
   std::chrono::milliseconds connect_timeout{5000};
 };
