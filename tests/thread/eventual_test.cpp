@@ -13,18 +13,16 @@
 
 #include "dango/common/error.hpp"
 #include "dango/thread/thread.hpp"
+#include "thread/thread_test_util.hpp"
 
 namespace dango::thread {
 namespace {
 
+using testing::two_streams;
+
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-// Pools "a" and "b", served by streams "A" and "B" (one OS thread each).
-ThreadsOptions two_streams() {
-  return {.pools = {{.name = "a"}, {.name = "b"}},
-          .xstreams = {{.name = "A", .pools = {"a"}}, {.name = "B", .pools = {"b"}}}};
-}
 
 TEST(Eventual, StartsNotReadyAndIsReadyOnceSet) {
   Eventual<int> ev;

@@ -14,9 +14,12 @@
 
 #include "dango/common/error.hpp"
 #include "dango/thread/thread.hpp"
+#include "thread/thread_test_util.hpp"
 
 namespace dango::thread {
 namespace {
+
+using testing::two_streams;
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
@@ -24,10 +27,6 @@ using Clock = std::chrono::steady_clock;
 // Bound on any shutdown in these tests; a correct one takes milliseconds.
 constexpr auto kShutdownBound = 10s;
 
-ThreadsOptions two_streams() {
-  return {.pools = {{.name = "a"}, {.name = "b"}},
-          .xstreams = {{.name = "A", .pools = {"a"}}, {.name = "B", .pools = {"b"}}}};
-}
 
 // Runs `scenario` on a fresh OS thread (which becomes the primary thread of the runtime the
 // scenario creates) and waits at most `bound` for it. A scenario that hangs is abandoned (its

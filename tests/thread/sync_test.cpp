@@ -13,23 +13,18 @@
 #include <vector>
 
 #include "dango/thread/thread.hpp"
+#include "thread/thread_test_util.hpp"
 
 namespace dango::thread {
 namespace {
 
+using testing::one_stream;
+using testing::two_streams;
+
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-// Pools "a" and "b", served by streams "A" and "B" (one OS thread each).
-ThreadsOptions two_streams() {
-  return {.pools = {{.name = "a"}, {.name = "b"}},
-          .xstreams = {{.name = "A", .pools = {"a"}}, {.name = "B", .pools = {"b"}}}};
-}
 
-// A single pool "one" served by a single stream.
-ThreadsOptions one_stream() {
-  return {.pools = {{.name = "one"}}, .xstreams = {{.name = "solo", .pools = {"one"}}}};
-}
 
 // ---- Mutex ------------------------------------------------------------------------------------
 
