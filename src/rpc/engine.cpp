@@ -467,39 +467,38 @@ void EngineImpl::progress_loop() {
     for (size_t i = 0; i < count; ++i) events += transports_[i]->progress(std::chrono::microseconds(0));
     auto now = Clock::now();
     if (events > 0) last_activity = now;
-    if (events > 0 || now - last_activity < options_.progress_poll || count > 1) {
+    if (events > 0 || now - last_activity < options_.progress_poll) {
       // Busy: let the handlers and callers this loop just woke run, then poll again.
       thread::this_ult::yield();
-      if (count > 1 && events == 0 && now - last_activity >= options_.progress_poll) {
-        thread::this_ult::sleep_for(std::chrono::microseconds(200));
-      }
       continue;
     }
     // Idle past the polling window: sleep in the transport (epoll_wait) until a message, a
-    // ULT to run on this stream, or a timer.
+    // ULT to run on this stream, or a timer. With several transports there is no single wait.
     struct Sleep {
       net::Transport* transport;
       size_t events = 0;
     } sleep{transports_[0].get()};
-    const bool waited = thread::this_ult::idle_wait(
-        [](void* ctx, std::chrono::nanoseconds timeout) {
-          auto* s = static_cast<Sleep*>(ctx);
-          s->events = s->transport->progress(
-              std::chrono::duration_cast<std::chrono::microseconds>(timeout));
-        },
-        [](void* ctx) { static_cast<Sleep*>(ctx)->transport->interrupt(); }, &sleep,
-        std::chrono::milliseconds(100));
+    const bool waited =
+        count == 1 &&
+        thread::this_ult::idle_wait(
+            [](void* ctx, std::chrono::nanoseconds timeout) {
+              auto* s = static_cast<Sleep*>(ctx);
+              s->events = s->transport->progress(
+                  std::chrono::duration_cast<std::chrono::microseconds>(timeout));
+            },
+            [](void* ctx) { static_cast<Sleep*>(ctx)->transport->interrupt(); }, &sleep,
+            std::chrono::milliseconds(100));
     if (sleep.events > 0) last_activity = Clock::now();
     if (waited || sleep.events > 0) {
       busy_idle = 0;
-    } else if (++busy_idle >= 128) {
-      // Never sleeping although idle: the ready work is most likely another idle progress loop
-      // on this thread (two engines on one thread). Nap briefly so the thread can sleep too.
+    } else if (count > 1 || ++busy_idle >= 128) {
+      // Idle but unable to sleep in the kernel: several transports, or other ULTs always ready
+      // on this thread (another engine's idle progress loop). Nap so the thread can sleep.
       busy_idle = 0;
       thread::this_ult::sleep_for(std::chrono::microseconds(200));
       continue;
     }
-    // Another ULT is ready on this thread (it may be another engine's progress loop): let it run.
+    // Another ULT is ready on this thread: let it run.
     thread::this_ult::yield();
   }
 }
@@ -517,8 +516,8 @@ void EngineImpl::finalize() {
   // only ask.
   if (thread::this_ult::inside() || waiting_for_finalize_.load(std::memory_order_acquire)) {
     finalizing_.store(true, std::memory_order_release);
-    if (!finalize_requested_.ready()) finalize_requested_.set_value();
-    if (thread::this_ult::inside() || waiting_for_finalize_.load(std::memory_order_acquire)) return;
+    if (!finalize_asked_.exchange(true)) finalize_requested_.set_value();
+    return;
   }
   do_finalize();
 }

@@ -127,6 +127,7 @@ class EngineImpl final : public net::MessageHandler {
   std::atomic<bool> finalized_{false};
   std::atomic<bool> stop_progress_{false};
   std::atomic<bool> waiting_for_finalize_{false};
+  std::atomic<bool> finalize_asked_{false};  // finalize_requested_ is set once
   thread::Eventual<void> finalize_requested_;
   std::mutex callbacks_mutex_;
   std::vector<std::function<void()>> finalize_callbacks_;

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <random>
 
+#include "common/raw_socket.hpp"
 #include "net_test_util.hpp"
 
 namespace dango::net {
@@ -41,39 +42,7 @@ std::string bulk_header(uint64_t op, uint64_t key, uint64_t offset, uint64_t siz
   return h;
 }
 
-// A raw client socket, closed on scope exit.
-class RawSocket {
- public:
-  explicit RawSocket(const std::string& address) {
-    auto port = static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1)));
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(::connect(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
-  }
-  ~RawSocket() { ::close(fd_); }
-  void write(const std::string& bytes) {
-    EXPECT_EQ(::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL),
-              static_cast<ssize_t>(bytes.size()));
-  }
-  // True once the server closed its end (read returns 0 or an error).
-  bool closed_by_peer() {
-    pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, 0) <= 0) return false;
-    char buf[4096];
-    return ::recv(fd_, buf, sizeof buf, MSG_DONTWAIT) <= 0;
-  }
-  std::string read_some() {
-    char buf[4096];
-    ssize_t n = ::recv(fd_, buf, sizeof buf, MSG_DONTWAIT);
-    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
-  }
-
- private:
-  int fd_ = -1;
-};
+using dango::testing::RawSocket;
 
 TEST(TcpRobustness, GarbageClosesOnlyTheOffendingConnection) {
   auto s = make_transport("tcp://127.0.0.1:0");
@@ -105,11 +74,11 @@ TEST(TcpRobustness, GarbageClosesOnlyTheOffendingConnection) {
   half_message.write(base_header(kHello, 0) + base_header(kMessage, 100) + "0123456789");
 
   pump();
-  EXPECT_TRUE(random_bytes.closed_by_peer());
-  EXPECT_TRUE(bad_magic.closed_by_peer());
-  EXPECT_TRUE(no_hello.closed_by_peer());
-  EXPECT_TRUE(huge.closed_by_peer());
-  EXPECT_FALSE(half_message.closed_by_peer());
+  EXPECT_TRUE(random_bytes.closed_by_peer(std::chrono::milliseconds(0)));
+  EXPECT_TRUE(bad_magic.closed_by_peer(std::chrono::milliseconds(0)));
+  EXPECT_TRUE(no_hello.closed_by_peer(std::chrono::milliseconds(0)));
+  EXPECT_TRUE(huge.closed_by_peer(std::chrono::milliseconds(0)));
+  EXPECT_FALSE(half_message.closed_by_peer(std::chrono::milliseconds(0)));
 
   // A refused PUT (unknown key) gets an error PUT_ACK and the connection stays open.
   RawSocket bad_put(s->address());
@@ -123,7 +92,7 @@ TEST(TcpRobustness, GarbageClosesOnlyTheOffendingConnection) {
   EXPECT_NE(static_cast<uint8_t>(reply[6]), 0) << "error status expected";
   EXPECT_NE(reply.find("unknown memory key"), std::string::npos);
   EXPECT_NE(reply.find("ok"), std::string::npos) << "the message after the PUT is echoed";
-  EXPECT_FALSE(bad_put.closed_by_peer());
+  EXPECT_FALSE(bad_put.closed_by_peer(std::chrono::milliseconds(0)));
 
   // A normal client is still served.
   auto c = make_transport("tcp");

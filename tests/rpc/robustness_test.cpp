@@ -16,6 +16,7 @@
 #include <string>
 
 #include "dango/dango.hpp"
+#include "common/raw_socket.hpp"
 #include "rpc_test_util.hpp"
 
 namespace dango::rpc {
@@ -70,77 +71,22 @@ std::string raw(const T& value) {
   return std::string(reinterpret_cast<const char*>(&value), sizeof value);
 }
 
-// A raw client socket, closed on scope exit.
-class RawSocket {
- public:
-  explicit RawSocket(const std::string& address) {
-    auto port = static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1)));
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(::connect(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
-  }
-  ~RawSocket() { ::close(fd_); }
-  RawSocket(const RawSocket&) = delete;
-  RawSocket& operator=(const RawSocket&) = delete;
+using dango::testing::RawSocket;
 
-  void write(const std::string& bytes) {
-    EXPECT_EQ(::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL),
-              static_cast<ssize_t>(bytes.size()));
+// The payload of the next MESSAGE frame the server sends on `socket` (skipping its HELLO), or
+// nothing.
+std::optional<std::string> read_message(RawSocket& socket, std::chrono::milliseconds limit = 10s) {
+  while (true) {
+    auto header = socket.read_exactly(kFrameHeaderSize, limit);
+    if (!header) return std::nullopt;
+    uint64_t length = 0;
+    std::memcpy(&length, header->data() + 8, 8);
+    if (length > (1u << 20)) return std::nullopt;
+    auto payload = socket.read_exactly(length, limit);
+    if (!payload) return std::nullopt;
+    if (static_cast<uint8_t>((*header)[5]) == kMessage) return payload;
   }
-  // Reads exactly `n` bytes, or returns nothing when the peer closes or `limit` passes.
-  std::optional<std::string> read_exactly(size_t n, std::chrono::milliseconds limit = 10s) {
-    std::string out;
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (out.size() < n) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) return std::nullopt;
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
-      char buf[4096];
-      ssize_t r = ::recv(fd_, buf, std::min(sizeof buf, n - out.size()), 0);
-      if (r <= 0) return std::nullopt;
-      out.append(buf, static_cast<size_t>(r));
-    }
-    return out;
-  }
-  // The payload of the next MESSAGE frame the server sends (skipping its HELLO), or nothing.
-  std::optional<std::string> read_message(std::chrono::milliseconds limit = 10s) {
-    while (true) {
-      auto header = read_exactly(kFrameHeaderSize, limit);
-      if (!header) return std::nullopt;
-      uint64_t length = 0;
-      std::memcpy(&length, header->data() + 8, 8);
-      if (length > (1u << 20)) return std::nullopt;
-      auto payload = read_exactly(length, limit);
-      if (!payload) return std::nullopt;
-      if (static_cast<uint8_t>((*header)[5]) == kMessage) return payload;
-    }
-  }
-  // True once the server closed its end (recv returns 0 or an error) within `limit`.
-  bool closed_by_peer(std::chrono::milliseconds limit = 10s) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < deadline) {
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, 50) <= 0) continue;
-      char buf[4096];
-      ssize_t r = ::recv(fd_, buf, sizeof buf, MSG_DONTWAIT);
-      if (r <= 0) return true;
-    }
-    return false;
-  }
-  // True when nothing arrives within `limit` and the connection stays open.
-  bool quiet_for(std::chrono::milliseconds limit) {
-    pollfd p{fd_, POLLIN, 0};
-    return ::poll(&p, 1, static_cast<int>(limit.count())) == 0;
-  }
-
- private:
-  int fd_ = -1;
-};
+}
 
 // What the server answered to one request: its RPC header and the error text or payload.
 struct Reply {
@@ -155,7 +101,7 @@ struct Reply {
 };
 
 std::optional<Reply> read_reply(RawSocket& socket) {
-  auto message = socket.read_message();
+  auto message = read_message(socket);
   if (!message || message->size() < kRpcHeaderSize) return std::nullopt;
   Reply reply;
   std::memcpy(&reply.header, message->data(), kRpcHeaderSize);
