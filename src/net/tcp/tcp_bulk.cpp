@@ -184,10 +184,14 @@ bool TcpTransport::serve_get(Connection& c, const BulkHeader& request) {
   iov_out_.clear();
   iov_out_.push_back({&header, sizeof header});
   gather_range(segments, request.offset, request.size, iov_out_);
+  return submit_or_close(c, iov_out_, 1);
+}
+
+bool TcpTransport::submit_or_close(Connection& c, std::span<const iovec> iov, size_t copied) {
   std::unique_lock lock(c.out_mutex);
   auto state = c.state.load();
   if (state == Connection::State::kClosed || state == Connection::State::kBroken) return true;
-  if (c.submit(epoll_fd_, iov_out_, 1)) return true;
+  if (c.submit(epoll_fd_, iov, copied)) return true;
   int err = errno;
   lock.unlock();
   close_connection(c,
@@ -223,16 +227,7 @@ void TcpTransport::send_reply(Connection& c, FrameType type, uint64_t op_id, con
   header.base.length = text;
   header.bulk.op_id = op_id;
   iovec iov[2] = {{&header, sizeof header}, {const_cast<char*>(status.message.data()), text}};
-  std::unique_lock lock(c.out_mutex);
-  auto state = c.state.load();
-  if (state == Connection::State::kClosed || state == Connection::State::kBroken) return;
-  if (c.submit(epoll_fd_, std::span<const iovec>(iov, 2), 2)) return;
-  int err = errno;
-  lock.unlock();
-  close_connection(c,
-                   {Status::Code::kDisconnected,
-                    "write failed: " + std::error_code(err, std::system_category()).message()},
-                   true);
+  submit_or_close(c, std::span<const iovec>(iov, 2), 2);
 }
 
 std::optional<TcpTransport::PendingChunk> TcpTransport::find_chunk(const Connection& c,

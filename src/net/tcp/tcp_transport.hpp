@@ -142,6 +142,9 @@ class TcpTransport final : public Transport {
   void start_bulk(BulkKind kind, const PeerRef& peer, std::span<const std::byte> remote,
                   size_t remote_offset, MemoryRegion& local, size_t local_offset, size_t size,
                   Completion* done);
+  // Queues a frame on `c` from the progress thread; on a socket error closes `c` and returns
+  // false (true when `c` was already going away: nothing to send on it).
+  bool submit_or_close(Connection& c, std::span<const iovec> iov, size_t copied);
   // Answers a GET_REQ; false when the connection was closed.
   bool serve_get(Connection& c, const BulkHeader& request);
   // Validates a PUT_REQ; on success points `c.receive` at the destination memory.
