@@ -2,6 +2,10 @@
 // at static-initialisation time by DANGO_REGISTER_TRANSPORT, so adding a transport is one new
 // file and one registration line.
 
+#include <sys/mman.h>
+
+#include <cerrno>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <string>
@@ -34,7 +38,47 @@ std::string joined_schemes(const std::vector<std::string>& schemes) {
   return out.empty() ? "none" : out;
 }
 
+// Anonymous pages owned by the region that registers them.
+class OwnedRegion final : public MemoryRegion {
+ public:
+  OwnedRegion(std::span<std::byte> memory, std::unique_ptr<MemoryRegion> registration)
+      : memory_(memory), segment_(memory), registration_(std::move(registration)) {}
+  ~OwnedRegion() override {
+    registration_.reset();  // deregister before the pages go
+    if (!memory_.empty()) ::munmap(memory_.data(), memory_.size());
+  }
+  size_t size() const override { return registration_->size(); }
+  Access access() const override { return registration_->access(); }
+  std::span<const std::span<std::byte>> segments() const override { return {&segment_, 1}; }
+  std::vector<std::byte> descriptor() const override { return registration_->descriptor(); }
+
+ private:
+  std::span<std::byte> memory_;
+  std::span<std::byte> segment_;
+  std::unique_ptr<MemoryRegion> registration_;
+};
+
 }  // namespace
+
+std::unique_ptr<MemoryRegion> Transport::allocate_memory(size_t size, Access access) {
+  std::span<std::byte> memory;
+  if (size > 0) {
+    void* pages = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (pages == MAP_FAILED) {
+      throw NetworkError("cannot allocate " + std::to_string(size) +
+                         " bytes of exposed memory: " + std::strerror(errno));
+    }
+    memory = {static_cast<std::byte*>(pages), size};
+  }
+  std::span<std::byte> segment = memory;
+  try {
+    auto registration = register_memory({&segment, 1}, access);
+    return std::make_unique<OwnedRegion>(memory, std::move(registration));
+  } catch (...) {
+    if (!memory.empty()) ::munmap(memory.data(), memory.size());
+    throw;
+  }
+}
 
 std::pair<std::string_view, std::string_view> split_address(std::string_view address) {
   constexpr std::string_view kSeparator = "://";

@@ -137,6 +137,12 @@ class Transport {
   virtual std::unique_ptr<MemoryRegion> register_memory(std::span<const std::span<std::byte>> segments,
                                                         Access access) = 0;
 
+  // Allocates `size` bytes of zeroed memory owned by the returned region (freed with it) and
+  // registers it. A transport whose peers can map memory (sm: a shared segment that a process
+  // on the same node maps once) overrides this so that get/put on such memory is a plain
+  // memcpy; the default gives ordinary anonymous pages registered with register_memory().
+  virtual std::unique_ptr<MemoryRegion> allocate_memory(size_t size, Access access);
+
   // One-sided read: copies `size` bytes at `remote_offset` of the remote region described by
   // `remote` (owned by `peer`) into `local` at `local_offset`. The remote process's user code
   // does not run. `done` is completed from progress() (or inline on immediate failure).
