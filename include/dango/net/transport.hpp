@@ -159,6 +159,15 @@ class Transport {
   // Makes a progress() that is waiting return at once. Thread-safe; cheap when nobody waits.
   virtual void interrupt() = 0;
 
+  // For a caller that sleeps on several transports at once (an engine listening on tcp and sm):
+  // a descriptor that becomes readable when progress() has something to do, or -1 when the
+  // transport has none (the caller then naps in short progress(timeout) calls instead).
+  virtual int wait_fd() const { return -1; }
+  // Arms wait_fd() before the caller sleeps on it (a transport that only signals a sleeping
+  // receiver announces it here). Returns false when work is already pending: call progress(0)
+  // instead of sleeping. After waking, the caller calls progress(0).
+  virtual bool prepare_wait() { return true; }
+
   // Closes every connection and the listening socket; pending operations complete with
   // kShutdown. Idempotent.
   virtual void close() = 0;
