@@ -10,6 +10,7 @@ using rpc::Bulk;
 using rpc::Endpoint;
 using rpc::Engine;
 using rpc::EngineOptions;
+using rpc::ExposedMemory;
 using rpc::Provider;
 using rpc::ProviderId;
 using rpc::Request;

@@ -20,6 +20,7 @@ namespace {
 struct Registry {
   std::mutex mutex;
   std::map<std::string, TransportFactory, std::less<>> factories;
+  std::map<std::string, std::string, std::less<>> loopbacks;
 };
 
 // Function-local so that registrations from other translation units' static initialisers never
@@ -87,11 +88,23 @@ std::pair<std::string_view, std::string_view> split_address(std::string_view add
   return {address.substr(0, pos), address.substr(pos + kSeparator.size())};
 }
 
-bool register_transport(std::string scheme, TransportFactory factory) {
+bool register_transport(std::string scheme, TransportFactory factory, std::string loopback) {
   auto& reg = registry();
   std::lock_guard lock(reg.mutex);
+  if (loopback.empty()) loopback = scheme + "://127.0.0.1:0";
+  reg.loopbacks.insert_or_assign(scheme, std::move(loopback));
   reg.factories.insert_or_assign(std::move(scheme), std::move(factory));
   return true;
+}
+
+std::string loopback_address(std::string_view scheme) {
+  auto& reg = registry();
+  std::lock_guard lock(reg.mutex);
+  auto it = reg.loopbacks.find(scheme);
+  if (it == reg.loopbacks.end()) {
+    throw NetworkError("no transport for scheme \"" + std::string(scheme) + "\"");
+  }
+  return it->second;
 }
 
 std::vector<std::string> registered_transports() {

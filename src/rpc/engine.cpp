@@ -1,5 +1,8 @@
 #include "dango/rpc/engine.hpp"
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "dango/common/config.hpp"
@@ -75,23 +78,48 @@ EngineImpl::EngineImpl(Engine& engine, EngineOptions options, thread::Runtime* r
   rpc_pool_ = runtime_->pool(runtime_->options().rpc_pool);
   progress_pool_ = runtime_->pool(runtime_->options().progress_pool);
 
-  auto [scheme, location] = net::split_address(options_.address);
-  net::TransportOptions transport_options = options_.transport;
-  transport_options.listen = !location.empty();
-  auto transport = net::make_transport(options_.address, transport_options);
-  transport->set_handler(this);
-  address_ = transport_options.listen ? transport->address() : std::string(scheme);
-  transports_[0] = std::move(transport);
-  transport_count_.store(1, std::memory_order_release);
+  add_transport(options_.address, true);
+  for (const std::string& address : options_.extra_addresses) {
+    if (net::split_address(address).second.empty() && address.find("://") == std::string::npos) {
+      throw ConfigError("extra address \"" + address + "\" names no location to listen on");
+    }
+    add_transport(address, true);
+  }
+  address_ = addresses_.empty() ? std::string(net::split_address(options_.address).first)
+                                : addresses_.front();
 
   progress_ult_ = progress_pool_.spawn([this] { progress_loop(); });
 }
 
 EngineImpl::~EngineImpl() {
   finalize();
+  if (wait_epoll_ >= 0) ::close(wait_epoll_);
   // Calls released after finalize (a Pending that outlived it) came back to the pool since.
   for (CallState* state : free_calls_) delete state;
   for (IncomingRequest* request : free_requests_) delete request;
+}
+
+// Creates a transport for `address`: listening when it has a location ("tcp://host:0",
+// "sm://", "sm://name"), client-only for a bare scheme. Callers hold transports_mutex_ or run in
+// the constructor.
+net::Transport* EngineImpl::add_transport(std::string_view address, bool listen) {
+  const size_t count = transport_count_.load(std::memory_order_acquire);
+  auto scheme = net::split_address(address).first;
+  for (size_t i = 0; i < count; ++i) {
+    if (transports_[i]->scheme() == scheme) {
+      throw ConfigError("two addresses for transport \"" + std::string(scheme) +
+                        "\" in one engine (" + std::string(address) + ")");
+    }
+  }
+  if (count == kMaxTransports) throw NetworkError("too many transports in one engine");
+  net::TransportOptions transport_options = options_.transport;
+  transport_options.listen = listen && address.find("://") != std::string_view::npos;
+  auto transport = net::make_transport(address, transport_options);
+  transport->set_handler(this);
+  if (transport_options.listen) addresses_.push_back(transport->address());
+  transports_[count] = std::move(transport);
+  transport_count_.store(count + 1, std::memory_order_release);
+  return transports_[count].get();
 }
 
 net::Transport* EngineImpl::transport_for(std::string_view scheme) {
@@ -104,19 +132,16 @@ net::Transport* EngineImpl::transport_for(std::string_view scheme) {
   for (size_t i = 0; i < count; ++i) {
     if (transports_[i]->scheme() == scheme) return transports_[i].get();
   }
-  if (count == kMaxTransports) throw NetworkError("too many transports in one engine");
-  net::TransportOptions transport_options = options_.transport;
-  transport_options.listen = false;
-  auto transport = net::make_transport(scheme, transport_options);
-  transport->set_handler(this);
-  transports_[count] = std::move(transport);
-  transport_count_.store(count + 1, std::memory_order_release);
-  transports_[0]->interrupt();  // the progress loop may be asleep in the first transport
-  return transports_[count].get();
+  net::Transport* transport = add_transport(scheme, false);
+  transports_[0]->interrupt();  // the progress loop may be asleep without the new transport
+  return transport;
 }
 
 Endpoint EngineImpl::lookup(std::string_view address) {
-  if (address == "self" || address == address_) return Endpoint(address_);
+  if (address == "self" || address == address_ ||
+      std::find(addresses_.begin(), addresses_.end(), address) != addresses_.end()) {
+    return Endpoint(address_);
+  }
   auto [scheme, location] = net::split_address(address);
   if (location.empty()) throw NetworkError("lookup: \"" + std::string(address) + "\" has no location (expected scheme://host:port)");
   net::Transport* transport = transport_for(scheme);
@@ -455,54 +480,6 @@ void EngineImpl::release_request(IncomingRequest* request) {
   free_requests_.push_back(request);
 }
 
-// --- progress --------------------------------------------------------------------------------
-
-void EngineImpl::progress_loop() {
-  using Clock = std::chrono::steady_clock;
-  auto last_activity = Clock::now();
-  int busy_idle = 0;  // idle rounds in a row in which idle_wait found other work ready
-  while (!stop_progress_.load(std::memory_order_acquire)) {
-    size_t events = 0;
-    const size_t count = transport_count_.load(std::memory_order_acquire);
-    for (size_t i = 0; i < count; ++i) events += transports_[i]->progress(std::chrono::microseconds(0));
-    auto now = Clock::now();
-    if (events > 0) last_activity = now;
-    if (events > 0 || now - last_activity < options_.progress_poll) {
-      // Busy: let the handlers and callers this loop just woke run, then poll again.
-      thread::this_ult::yield();
-      continue;
-    }
-    // Idle past the polling window: sleep in the transport (epoll_wait) until a message, a
-    // ULT to run on this stream, or a timer. With several transports there is no single wait.
-    struct Sleep {
-      net::Transport* transport;
-      size_t events = 0;
-    } sleep{transports_[0].get()};
-    const bool waited =
-        count == 1 &&
-        thread::this_ult::idle_wait(
-            [](void* ctx, std::chrono::nanoseconds timeout) {
-              auto* s = static_cast<Sleep*>(ctx);
-              s->events = s->transport->progress(
-                  std::chrono::duration_cast<std::chrono::microseconds>(timeout));
-            },
-            [](void* ctx) { static_cast<Sleep*>(ctx)->transport->interrupt(); }, &sleep,
-            std::chrono::milliseconds(100));
-    if (sleep.events > 0) last_activity = Clock::now();
-    if (waited || sleep.events > 0) {
-      busy_idle = 0;
-    } else if (count > 1 || ++busy_idle >= 128) {
-      // Idle but unable to sleep in the kernel: several transports, or other ULTs always ready
-      // on this thread (another engine's idle progress loop). Nap so the thread can sleep.
-      busy_idle = 0;
-      thread::this_ult::sleep_for(std::chrono::microseconds(200));
-      continue;
-    }
-    // Another ULT is ready on this thread: let it run.
-    thread::this_ult::yield();
-  }
-}
-
 // --- finalize --------------------------------------------------------------------------------
 
 void EngineImpl::on_finalize(std::function<void()> callback) {
@@ -573,88 +550,6 @@ void EngineImpl::do_finalize() {
   free_requests_.clear();
 }
 
-// --- bulk ------------------------------------------------------------------------------------
-
-Bulk EngineImpl::expose(std::span<const std::span<std::byte>> segments, Access access) {
-  Bulk bulk;
-  bulk.region_ = transports_[0]->register_memory(segments, access);
-  bulk.descriptor_ = bulk.region_->descriptor();
-  bulk.size_ = bulk.region_->size();
-  bulk.access_ = access;
-  bulk.owner_ = address_;
-  return bulk;
-}
-
-namespace {
-
-// Copies between two local bulks (the in-process path): segment by segment, no transport.
-void copy_local(const Bulk& from, size_t from_offset, const Bulk& to, size_t to_offset, size_t size) {
-  auto locate = [](std::span<const std::span<std::byte>> segments, size_t offset) {
-    size_t index = 0;
-    while (index < segments.size() && offset >= segments[index].size()) offset -= segments[index++].size();
-    return std::pair{index, offset};
-  };
-  auto src = from.segments();
-  auto dst = to.segments();
-  auto [si, so] = locate(src, from_offset);
-  auto [di, doff] = locate(dst, to_offset);
-  while (size > 0) {
-    size_t n = std::min({size, src[si].size() - so, dst[di].size() - doff});
-    std::memcpy(dst[di].data() + doff, src[si].data() + so, n);
-    size -= n;
-    so += n;
-    doff += n;
-    if (so == src[si].size()) ++si, so = 0;
-    if (doff == dst[di].size()) ++di, doff = 0;
-  }
-}
-
-bool readable(Access a) { return a == Access::kReadOnly || a == Access::kReadWrite; }
-bool writable(Access a) { return a == Access::kWriteOnly || a == Access::kReadWrite; }
-
-}  // namespace
-
-void EngineImpl::transfer(bool pull, const Endpoint& peer, const Bulk& remote, size_t remote_offset,
-                          const Bulk& local, size_t local_offset, size_t size) {
-  const char* what = pull ? "pull" : "push";
-  auto fail = [&](const std::string& why) {
-    throw NetworkError(std::string(what) + " of " + std::to_string(size) + " bytes " +
-                       (pull ? "from " : "to ") + peer.address() + ": " + why);
-  };
-  if (!local.is_local()) fail("the local bulk handle was not exposed by this engine");
-  if (local_offset > local.size() || size > local.size() - local_offset) fail("out of bounds of the local bulk");
-  // Checked here from what the handle says, so a bad request costs no round trip; the owner
-  // checks again against its registration (a handle may be forged or stale).
-  if (remote_offset > remote.size() || size > remote.size() - remote_offset) fail("out of bounds of the remote bulk");
-  if (pull ? !readable(remote.access()) : !writable(remote.access())) fail("the remote bulk does not allow it");
-  if (pull ? !writable(local.access()) : !readable(local.access())) fail("the local bulk does not allow it");
-  if (size == 0) return;
-  if (peer.is_self()) {
-    if (!remote.is_local()) fail("the remote bulk handle is not exposed in this process");
-    if (pull) {
-      copy_local(remote, remote_offset, local, local_offset, size);
-    } else {
-      copy_local(local, local_offset, remote, remote_offset, size);
-    }
-    return;
-  }
-  struct Done final : net::Completion {
-    net::Status status;
-    thread::Eventual<void> done;
-    void complete(net::Status s) override {
-      status = std::move(s);
-      done.set_value();
-    }
-  } done;
-  if (pull) {
-    peer.transport_->get(peer.peer_, remote.descriptor_, remote_offset, *local.region_, local_offset, size, &done);
-  } else {
-    peer.transport_->put(peer.peer_, remote.descriptor_, remote_offset, *local.region_, local_offset, size, &done);
-  }
-  done.done.wait();
-  if (!done.status.ok()) fail(done.status.message);
-}
-
 // --- Engine facade ---------------------------------------------------------------------------
 
 Engine::Engine(std::string_view address) : Engine(EngineOptions{.address = std::string(address)}) {}
@@ -665,6 +560,7 @@ Engine::Engine(EngineOptions options, thread::Runtime& runtime)
 Engine::~Engine() { impl_->finalize(); }
 
 const std::string& Engine::address() const { return impl_->address(); }
+const std::vector<std::string>& Engine::addresses() const { return impl_->addresses(); }
 const EngineOptions& Engine::options() const { return impl_->options(); }
 Endpoint Engine::lookup(std::string_view address) { return impl_->lookup(address); }
 Endpoint Engine::self() { return Endpoint(impl_->address()); }
@@ -687,6 +583,9 @@ Bulk Engine::expose(std::span<std::byte> memory, Access access) {
 Bulk Engine::expose(std::span<const std::span<std::byte>> segments, Access access) {
   return impl_->expose(segments, access);
 }
+ExposedMemory Engine::allocate_exposed(size_t size, Access access) {
+  return impl_->allocate_exposed(size, access);
+}
 void Engine::pull(const Endpoint& from, const Bulk& remote, size_t remote_offset, const Bulk& local,
                   size_t local_offset, size_t size) {
   impl_->transfer(true, from, remote, remote_offset, local, local_offset, size);
@@ -703,17 +602,20 @@ void Engine::wait_for_finalize() { impl_->wait_for_finalize(); }
 bool Engine::finalized() const { return impl_->finalized(); }
 void Engine::on_finalize(std::function<void()> callback) { impl_->on_finalize(std::move(callback)); }
 
-std::span<const std::span<std::byte>> Bulk::segments() const {
-  if (!region_) return {};
-  return region_->segments();
-}
-
 // --- options ---------------------------------------------------------------------------------
 
 EngineOptions EngineOptions::from_json(const nlohmann::json& json, std::string_view path) {
   EngineOptions options;
   config::ConfigReader reader(json, std::string(path));
-  reader.get("transport", options.address);
+  if (json.is_object() && json.contains("transport") && json["transport"].is_array()) {
+    std::vector<std::string> list;
+    reader.get("transport", list);
+    if (list.empty()) config::fail(config::join(path, "transport"), "an empty list of addresses");
+    options.address = list.front();
+    options.extra_addresses.assign(list.begin() + 1, list.end());
+  } else {
+    reader.get("transport", options.address);
+  }
   reader.get("threads", options.threads);
   nlohmann::json rpc_json = nlohmann::json::object();
   if (reader.get("rpc", rpc_json)) {
@@ -730,7 +632,12 @@ EngineOptions EngineOptions::from_json(const nlohmann::json& json, std::string_v
 }
 
 nlohmann::json EngineOptions::to_json() const {
-  return {{"transport", address},
+  nlohmann::json transport_json = address;
+  if (!extra_addresses.empty()) {
+    transport_json = nlohmann::json::array({address});
+    for (const auto& extra : extra_addresses) transport_json.push_back(extra);
+  }
+  return {{"transport", transport_json},
           {"threads", threads.to_json()},
           {"rpc",
            {{"progress_poll_us", progress_poll.count()},

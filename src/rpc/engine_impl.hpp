@@ -57,6 +57,7 @@ class EngineImpl final : public net::MessageHandler {
   void release(detail::CallState* state);
 
   Bulk expose(std::span<const std::span<std::byte>> segments, Access access);
+  ExposedMemory allocate_exposed(size_t size, Access access);
   void transfer(bool pull, const Endpoint& peer, const Bulk& remote, size_t remote_offset,
                 const Bulk& local, size_t local_offset, size_t size);
 
@@ -66,6 +67,7 @@ class EngineImpl final : public net::MessageHandler {
   void on_finalize(std::function<void()> callback);
 
   const std::string& address() const { return address_; }
+  const std::vector<std::string>& addresses() const { return addresses_; }
   const EngineOptions& options() const { return options_; }
   thread::Runtime& runtime() { return *runtime_; }
   thread::Pool rpc_pool() const { return rpc_pool_; }
@@ -77,7 +79,12 @@ class EngineImpl final : public net::MessageHandler {
   static uint64_t handler_key(uint32_t rpc_id, ProviderId provider_id) {
     return (uint64_t{rpc_id} << 16) | provider_id;
   }
+  net::Transport* add_transport(std::string_view address, bool listen);
   net::Transport* transport_for(std::string_view scheme);
+  Bulk make_bulk(std::shared_ptr<detail::Exposure> exposure, Access access);
+  // Sleeps until one of several transports has work (their wait_fd()s in one epoll set), or
+  // until `timeout`; false when a transport has none and the caller must nap instead.
+  size_t wait_on_transports(std::chrono::nanoseconds timeout);
   net::Transport* transport_of(const net::PeerRef& peer);
   // Sends one message; batched (leaving with the next progress pass, in one write with the
   // others) when the caller is a ULT of the progress pool, which that pass follows shortly.
@@ -101,7 +108,8 @@ class EngineImpl final : public net::MessageHandler {
   thread::Runtime* runtime_;
   thread::Pool rpc_pool_;
   thread::Pool progress_pool_;
-  std::string address_;
+  std::string address_;                 // the first listening address (or the scheme)
+  std::vector<std::string> addresses_;  // every listening address, the first one first
 
   // Transports: the first is the one given by the address; others are added on lookup of
   // another scheme. Append-only while the engine runs.
@@ -109,6 +117,10 @@ class EngineImpl final : public net::MessageHandler {
   std::mutex transports_mutex_;
   std::unique_ptr<net::Transport> transports_[kMaxTransports];
   std::atomic<size_t> transport_count_{0};
+  // The progress loop's epoll set over the transports' wait_fd()s, when there are several.
+  int wait_epoll_ = -1;
+  size_t wait_epoll_count_ = 0;  // transports added to it so far
+  bool wait_epoll_usable_ = true;  // false once a transport offers no wait_fd()
 
   mutable std::shared_mutex handlers_mutex_;
   std::unordered_map<uint64_t, std::shared_ptr<const detail::HandlerEntry>> handlers_;

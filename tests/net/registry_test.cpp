@@ -42,5 +42,15 @@ TEST(TransportRegistry, RegisteredFactoryIsUsed) {
   EXPECT_NE(std::find(schemes.begin(), schemes.end(), "test-null"), schemes.end());
 }
 
+TEST(TransportRegistry, EachSchemeNamesALoopbackAddressForTestsAndBenchmarks) {
+  EXPECT_EQ(loopback_address("tcp"), "tcp://127.0.0.1:0");
+  auto null_factory = [](std::string_view, const TransportOptions&) {
+    return std::unique_ptr<Transport>();
+  };
+  register_transport("test-named", null_factory, "test-named://here");
+  EXPECT_EQ(loopback_address("test-named"), "test-named://here");
+  EXPECT_THROW(loopback_address("nonesuch"), NetworkError);
+}
+
 }  // namespace
 }  // namespace dango::net

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -237,6 +238,24 @@ TEST(RpcBulk, ClientPullsAndPushesServerMemoryDirectly) {
   std::copy(fresh.begin(), fresh.end(), mine.begin());  // in place: the bulk keeps pointing here
   sc.client.push(sc.endpoint, remote, 0, local, 0, mine.size());
   EXPECT_TRUE(server_memory == mine);
+}
+
+TEST(RpcBulk, AllocatedExposedMemoryIsZeroedAndServesTransfersBothWays) {
+  BulkPeers peers;
+  const size_t size = 1 << 20;
+  ExposedMemory memory = peers.client.allocate_exposed(size);
+  ASSERT_EQ(memory.size(), size);
+  EXPECT_EQ(memory.bulk().size(), size);
+  EXPECT_TRUE(memory.bulk().is_local());
+  EXPECT_TRUE(std::all_of(memory.data().begin(), memory.data().end(),
+                          [](std::byte b) { return b == std::byte{0}; }));
+  peers.push_pattern(peers.endpoint, memory.bulk(), 0, size, 9);
+  const auto expected = pattern(size, 9);
+  EXPECT_TRUE(std::equal(expected.begin(), expected.end(), memory.data().begin()));
+  EXPECT_EQ(peers.pull_hash(peers.endpoint, memory.bulk(), 0, size), fnv1a(expected));
+  // A read-only allocation refuses a push into it before any transfer.
+  ExposedMemory read_only = peers.client.allocate_exposed(64, Access::kReadOnly);
+  EXPECT_THROW(peers.push_pattern(peers.endpoint, read_only.bulk(), 0, 64, 1), RemoteError);
 }
 
 TEST(RpcBulk, BulkHandleSurvivesATripThroughSerialization) {

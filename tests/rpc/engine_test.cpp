@@ -276,6 +276,29 @@ TEST(RpcEngineOptions, FromJsonReadsTransportThreadsAndRpcKeys) {
   EXPECT_EQ(sc.client.rpc<std::string()>("pool").on(sc.endpoint)(), "rpc");
 }
 
+TEST(RpcEngineOptions, TransportGivenAsAListListensOnEachAddress) {
+  auto json = nlohmann::json::parse(R"({"transport": ["tcp://127.0.0.1:0", "sm://"]})");
+  EngineOptions options = EngineOptions::from_json(json);
+  EXPECT_EQ(options.address, "tcp://127.0.0.1:0");
+  EXPECT_EQ(options.extra_addresses, std::vector<std::string>{"sm://"});
+  EXPECT_EQ(EngineOptions::from_json(options.to_json()).to_json(), options.to_json());
+  EXPECT_EQ(options.to_json()["transport"], json["transport"]);
+  try {
+    EngineOptions::from_json(nlohmann::json::parse(R"({"transport": []})"));
+    ADD_FAILURE() << "an empty list was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("transport"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(EngineOptions::from_json(nlohmann::json::parse(R"({"transport": ["tcp", 3]})")),
+               ConfigError);
+}
+
+TEST(RpcEngine, TwoAddressesOfOneTransportAreAConfigError) {
+  EXPECT_THROW(
+      (Engine{EngineOptions{.address = "tcp://127.0.0.1:0", .extra_addresses = {"tcp://127.0.0.1:0"}}}),
+      ConfigError);
+}
+
 TEST(RpcEngineOptions, FromJsonOfAnEmptyObjectGivesTheDefaults) {
   EngineOptions options = EngineOptions::from_json(nlohmann::json::object());
   EngineOptions defaults;

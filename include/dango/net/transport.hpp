@@ -142,6 +142,9 @@ class Transport {
   // on the same node maps once) overrides this so that get/put on such memory is a plain
   // memcpy; the default gives ordinary anonymous pages registered with register_memory().
   virtual std::unique_ptr<MemoryRegion> allocate_memory(size_t size, Access access);
+  // True when allocate_memory() is overridden as above: an engine with several transports then
+  // allocates its exposed memory from this one.
+  virtual bool shares_allocated_memory() const { return false; }
 
   // One-sided read: copies `size` bytes at `remote_offset` of the remote region described by
   // `remote` (owned by `peer`) into `local` at `local_offset`. The remote process's user code
@@ -187,16 +190,26 @@ std::unique_ptr<Transport> make_transport(std::string_view address,
 std::vector<std::string> registered_transports();
 
 // Registers a factory for a scheme; used through DANGO_REGISTER_TRANSPORT at static-init time.
-bool register_transport(std::string scheme, TransportFactory factory);
+// `loopback` is an address that listens on this node only, for tests and benchmarks (default
+// "<scheme>://127.0.0.1:0").
+bool register_transport(std::string scheme, TransportFactory factory, std::string loopback = "");
+
+// The registered loopback address of `scheme` ("tcp://127.0.0.1:0", "sm://"). Throws
+// NetworkError for an unknown scheme.
+std::string loopback_address(std::string_view scheme);
 
 // Splits "scheme://rest" into its parts; "tcp" alone gives {"tcp", ""}.
 std::pair<std::string_view, std::string_view> split_address(std::string_view address);
 
 }  // namespace dango::net
 
-// Registers transport class `Type`, constructible as Type(address, options), for `scheme`.
-#define DANGO_REGISTER_TRANSPORT(scheme, Type)                                        \
+// Registers transport class `Type`, constructible as Type(address, options), for `scheme`;
+// DANGO_REGISTER_TRANSPORT_AT also names its loopback address (see register_transport).
+#define DANGO_REGISTER_TRANSPORT_AT(scheme, Type, loopback)                                  \
   static const bool dango_transport_registered_##Type = ::dango::net::register_transport( \
-      #scheme, [](std::string_view address, const ::dango::net::TransportOptions& options) { \
+      #scheme,                                                                           \
+      [](std::string_view address, const ::dango::net::TransportOptions& options) {      \
         return std::unique_ptr<::dango::net::Transport>(std::make_unique<Type>(address, options)); \
-      })
+      },                                                                                 \
+      loopback)
+#define DANGO_REGISTER_TRANSPORT(scheme, Type) DANGO_REGISTER_TRANSPORT_AT(scheme, Type, "")

@@ -36,6 +36,10 @@ struct EngineOptions {
   // Where to listen: "tcp://127.0.0.1:0" (port 0 picks a free one; address() tells which),
   // "tcp://[::1]:7000"; or just a scheme ("tcp") for a client that does not listen.
   std::string address = "tcp";
+  // Further addresses to listen on, each on a transport of its own (default none): with
+  // {"sm://"} next to "tcp://0.0.0.0:7000", one engine serves same-node clients by shared memory
+  // and the others over the network. JSON: "transport" given as a list, the first one first.
+  std::vector<std::string> extra_addresses{};
   // Pools and execution streams (default: one primary stream running progress and handlers).
   thread::ThreadsOptions threads{};
   // Transport limits (message size, bulk chunking, connect timeout).
@@ -47,7 +51,7 @@ struct EngineOptions {
   // How long finalize() lets running handlers finish (default 5 s; JSON "finalize_timeout_ms").
   std::chrono::milliseconds finalize_timeout{5000};
 
-  // Reads {"transport": ..., "threads": {...}, "rpc": {"progress_poll_us", "finalize_timeout_ms",
+  // Reads {"transport": "tcp://..." or [...], "threads": {...}, "rpc": {"progress_poll_us", "finalize_timeout_ms",
   // "max_message_size", "bulk_chunk_size", "connect_timeout_ms"}}; errors name the key.
   static EngineOptions from_json(const nlohmann::json& json, std::string_view path = "");
   nlohmann::json to_json() const;
@@ -96,6 +100,8 @@ class Engine {
   // The address peers use to reach this engine ("tcp://127.0.0.1:40123"); for a client-only
   // engine, its scheme.
   const std::string& address() const;
+  // Every address the engine listens on: address() first, then one per extra address.
+  const std::vector<std::string>& addresses() const;
   const EngineOptions& options() const;
 
   // Resolves an address to an endpoint (no connection is made yet). The engine's own address,
@@ -124,6 +130,11 @@ class Engine {
   // Exposes memory for one-sided transfers by peers; the memory must outlive the Bulk.
   Bulk expose(std::span<std::byte> memory, Access access);
   Bulk expose(std::span<const std::span<std::byte>> segments, Access access);
+  // Allocates `size` zeroed bytes owned by the engine and exposes them for the memory's whole
+  // life. With sm, the memory is a shared segment that a same-node peer maps once: transfers
+  // between it and that peer's memory are a plain memcpy, without a system call. Throws
+  // NetworkError when the memory cannot be had.
+  ExposedMemory allocate_exposed(size_t size, Access access = Access::kReadWrite);
   // Copies `size` bytes from `remote` (at `remote_offset`, owned by `from`) into `local` (at
   // `local_offset`). Blocks the calling ULT only. Throws NetworkError (peer unreachable, out of
   // bounds, access denied).

@@ -412,6 +412,8 @@ void TcpTransport::close_connection(Connection& c, const Status& why, bool notif
 
 size_t TcpTransport::progress(std::chrono::microseconds timeout) {
   if (closed_.load(std::memory_order_relaxed)) return 0;
+  // After a sleep on wait_fd() (prepare_wait), interrupts go back to costing no syscall.
+  if (waiting_.load(std::memory_order_relaxed)) waiting_.store(false);
   flush();
   bool blocking = timeout.count() > 0;
   if (!blocking && hot_ != nullptr && ++passes_since_epoll_ < kPassesPerEpoll) {
@@ -459,6 +461,19 @@ size_t TcpTransport::progress(std::chrono::microseconds timeout) {
     }
   }
   return handled;
+}
+
+bool TcpTransport::prepare_wait() {
+  if (closed_.load(std::memory_order_relaxed)) return false;
+  flush();
+  // As in a blocking progress(): from here on interrupt() writes the eventfd, which makes the
+  // epoll descriptor readable; one that came before is not lost.
+  waiting_.store(true);
+  if (interrupt_pending_.exchange(false)) {
+    waiting_.store(false);
+    return false;
+  }
+  return true;
 }
 
 void TcpTransport::interrupt() {

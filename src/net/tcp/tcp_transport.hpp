@@ -96,6 +96,8 @@ class TcpTransport final : public Transport {
            MemoryRegion& local, size_t local_offset, size_t size, Completion* done) override;
   size_t progress(std::chrono::microseconds timeout) override;
   void interrupt() override;
+  int wait_fd() const override { return epoll_fd_; }
+  bool prepare_wait() override;
   void close() override;
 
  private:
