@@ -73,6 +73,8 @@ std::span<const std::span<std::byte>> segments_of(const Exposure& exposure) {
 
 }  // namespace detail
 
+using detail::monotonic_ns;
+
 namespace {
 
 // Copies between two local bulks (the in-process path): segment by segment, no transport.
@@ -152,6 +154,7 @@ void EngineImpl::transfer(bool pull, const Endpoint& peer, const Bulk& remote, s
   if (pull ? !readable(remote.access()) : !writable(remote.access())) fail("the remote bulk does not allow it");
   if (pull ? !writable(local.access()) : !readable(local.access())) fail("the local bulk does not allow it");
   if (size == 0) return;
+  const int64_t started_ns = monitor_.load(std::memory_order_relaxed) ? monotonic_ns() : 0;
   if (peer.is_self()) {
     if (!remote.is_local()) fail("the remote bulk handle is not exposed in this process");
     if (pull) {
@@ -159,6 +162,7 @@ void EngineImpl::transfer(bool pull, const Endpoint& peer, const Bulk& remote, s
     } else {
       copy_local(local, local_offset, remote, remote_offset, size);
     }
+    account_bulk(pull, peer, size, false, started_ns);
     return;
   }
   net::Transport& transport = *peer.transport_;
@@ -189,6 +193,7 @@ void EngineImpl::transfer(bool pull, const Endpoint& peer, const Bulk& remote, s
     transport.put(peer.peer_, *descriptor, remote_offset, region, local_offset, size, &done);
   }
   done.done.wait();
+  account_bulk(pull, peer, size, !done.status.ok(), started_ns);
   if (!done.status.ok()) fail(done.status.message);
 }
 

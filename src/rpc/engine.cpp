@@ -16,6 +16,7 @@ namespace dango::rpc {
 using detail::CallState;
 using detail::MessageHeader;
 using detail::MessageKind;
+using detail::monotonic_ns;
 
 namespace detail {
 
@@ -46,12 +47,18 @@ bool Call::ready() const { return state_ && state_->done.ready(); }
 // A request received from a peer, handed to a handler ULT. Pooled: the payload buffer keeps its
 // capacity, so steady-state serving allocates nothing here.
 struct EngineImpl::IncomingRequest {
+  const EngineImpl* engine = nullptr;
   net::PeerRef peer;
   net::Transport* transport = nullptr;
   MessageHeader header;
   std::shared_ptr<const detail::HandlerEntry> entry;
   std::vector<std::byte> payload;
   std::vector<std::byte> reply;
+  // For the monitor: arrival time (0 when none was installed), and the bulk transfers the
+  // handler made (found through the handler ULT's local slot).
+  int64_t received_ns = 0;
+  int64_t bulk_ns = 0;
+  size_t bulk_bytes = 0;
 };
 
 namespace {
@@ -215,6 +222,9 @@ detail::Call EngineImpl::start_call(const Endpoint& to, std::string_view name, u
     }
     state->request_id = next_request_id_.fetch_add(1, std::memory_order_relaxed);
     state->name.assign(name);
+    state->provider_id = options.provider_id;
+    state->started_ns = monitor_.load(std::memory_order_relaxed) ? monotonic_ns() : 0;
+    state->request_bytes = args.size();
     state->peer = to.peer_;
     state->status = CallState::Status::kPending;
     state->timeout = options.timeout;
@@ -232,8 +242,20 @@ detail::Call EngineImpl::start_call(const Endpoint& to, std::string_view name, u
     if (state) {
       std::lock_guard lock(calls_mutex_);
       calls_.erase(state->request_id);
+      report_call(*state, CallOutcome::kNetworkError);
     }
     throw NetworkError("RPC \"" + std::string(name) + "\" to " + to.address() + ": " + status.message);
+  }
+  if (one_way) {
+    if (Monitor* monitor = monitor_.load(std::memory_order_acquire)) {
+      monitor->on_call({.rpc = name,
+                        .provider_id = options.provider_id,
+                        .peer = to.address(),
+                        .outcome = CallOutcome::kOk,
+                        .request_bytes = args.size(),
+                        .response_bytes = 0,
+                        .latency = std::chrono::nanoseconds(0)});
+    }
   }
   return call;
 }
@@ -249,6 +271,7 @@ std::span<const std::byte> EngineImpl::wait(CallState& state) {
     if (removed) {
       // No response will be delivered now: release() must not wait for one.
       state.status = CallState::Status::kTimedOut;
+      report_call(state, CallOutcome::kTimeout);
       auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(*state.timeout).count();
       throw TimeoutError("RPC \"" + state.name + "\" to " + state.peer->address() +
                          ": no response within " + std::to_string(ms) + " ms");
@@ -310,7 +333,27 @@ void EngineImpl::complete_call(const MessageHeader& header, std::span<const std:
                            reinterpret_cast<const std::byte*>(text.data() + text.size()));
     state->status = CallState::Status::kRemoteError;
   }
+  report_call(*state, header.kind == MessageKind::kResponse ? CallOutcome::kOk : CallOutcome::kRemoteError);
   state->done.set_value();
+}
+
+void EngineImpl::report_call(const CallState& state, CallOutcome outcome) {
+  if (state.started_ns == 0) return;
+  Monitor* monitor = monitor_.load(std::memory_order_acquire);
+  if (monitor == nullptr) return;
+  monitor->on_call({.rpc = state.name,
+                    .provider_id = state.provider_id,
+                    .peer = state.peer->address(),
+                    .outcome = outcome,
+                    .request_bytes = state.request_bytes,
+                    .response_bytes = outcome == CallOutcome::kOk ? state.response.size() : 0,
+                    .latency = std::chrono::nanoseconds(monotonic_ns() - state.started_ns)});
+}
+
+void EngineImpl::set_monitor(std::shared_ptr<Monitor> monitor) {
+  std::lock_guard lock(monitors_mutex_);
+  if (monitor) monitors_.push_back(monitor);
+  monitor_.store(monitor.get(), std::memory_order_release);
 }
 
 void EngineImpl::fail_calls(const net::PeerRef* peer, CallState::Status status) {
@@ -329,6 +372,8 @@ void EngineImpl::fail_calls(const net::PeerRef* peer, CallState::Status status) 
   for (CallState* state : failed) {
     state->response.clear();
     state->status = status;
+    report_call(*state, status == CallState::Status::kShutdown ? CallOutcome::kShutdown
+                                                                : CallOutcome::kNetworkError);
     state->done.set_value();
   }
 }
@@ -411,6 +456,7 @@ void EngineImpl::dispatch_request(const net::PeerRef& from, const MessageHeader&
     return;
   }
   IncomingRequest* request = acquire_request();
+  request->received_ns = monitor_.load(std::memory_order_relaxed) ? monotonic_ns() : 0;
   request->peer = from;
   request->transport = transport_of(from);
   request->header = header;
@@ -433,6 +479,13 @@ void EngineImpl::run_handler(IncomingRequest* request) {
   auto& reply = request->reply;
   reply.resize(sizeof(MessageHeader));
   std::string error;
+  const bool monitored = request->received_ns != 0;
+  const int64_t started_ns = monitored ? monotonic_ns() : 0;
+  if (monitored) {
+    request->bulk_ns = 0;
+    request->bulk_bytes = 0;
+    thread::this_ult::local_slot() = request;  // for transfer() to account its bulk time
+  }
   try {
     const Endpoint source(request->peer, request->transport);
     Request context(engine_, source, header.provider_id, entry.name);
@@ -457,8 +510,44 @@ void EngineImpl::run_handler(IncomingRequest* request) {
     // A lost connection fails the caller's side; nothing more to do here.
     send_message(*request->transport, request->peer, parts, reply.size());
   }
+  if (monitored) report_request(*request, started_ns, !error.empty());
   release_request(request);
   handlers_running_.fetch_sub(1, std::memory_order_acq_rel);
+}
+
+void EngineImpl::report_request(IncomingRequest& request, int64_t started_ns, bool failed) {
+  thread::this_ult::local_slot() = nullptr;
+  Monitor* monitor = monitor_.load(std::memory_order_acquire);
+  if (monitor == nullptr) return;
+  const bool one_way = request.header.flags & detail::kFlagOneWay;
+  monitor->on_request(
+      {.rpc = request.entry->name,
+       .provider_id = request.header.provider_id,
+       .peer = request.peer->address(),
+       .failed = failed,
+       .request_bytes = request.payload.size(),
+       .response_bytes = failed || one_way ? 0 : request.reply.size() - sizeof(MessageHeader),
+       .queued = std::chrono::nanoseconds(started_ns - request.received_ns),
+       .handler = std::chrono::nanoseconds(monotonic_ns() - started_ns),
+       .bulk = std::chrono::nanoseconds(request.bulk_ns),
+       .bulk_bytes = request.bulk_bytes});
+}
+
+void EngineImpl::account_bulk(bool pull, const Endpoint& peer, size_t size, bool failed,
+                              int64_t started_ns) {
+  Monitor* monitor = monitor_.load(std::memory_order_acquire);
+  if (monitor == nullptr || started_ns == 0) return;
+  const int64_t elapsed = monotonic_ns() - started_ns;
+  monitor->on_bulk({.pull = pull,
+                    .peer = peer.address(),
+                    .bytes = size,
+                    .failed = failed,
+                    .elapsed = std::chrono::nanoseconds(elapsed)});
+  auto* request = static_cast<IncomingRequest*>(thread::this_ult::local_slot());
+  if (request != nullptr && request->engine == this) {
+    request->bulk_ns += elapsed;
+    if (!failed) request->bulk_bytes += size;
+  }
 }
 
 EngineImpl::IncomingRequest* EngineImpl::acquire_request() {
@@ -470,7 +559,9 @@ EngineImpl::IncomingRequest* EngineImpl::acquire_request() {
       return request;
     }
   }
-  return new IncomingRequest;
+  auto* request = new IncomingRequest;
+  request->engine = this;
+  return request;
 }
 
 void EngineImpl::release_request(IncomingRequest* request) {
@@ -601,6 +692,7 @@ void Engine::finalize() { impl_->finalize(); }
 void Engine::wait_for_finalize() { impl_->wait_for_finalize(); }
 bool Engine::finalized() const { return impl_->finalized(); }
 void Engine::on_finalize(std::function<void()> callback) { impl_->on_finalize(std::move(callback)); }
+void Engine::set_monitor(std::shared_ptr<Monitor> monitor) { impl_->set_monitor(std::move(monitor)); }
 
 // --- options ---------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "dango/rpc/engine.hpp"
+#include "dango/rpc/monitor.hpp"
 #include "dango/thread/eventual.hpp"
 #include "dango/thread/runtime.hpp"
 #include "dango/thread/wait.hpp"
@@ -27,13 +28,24 @@ class CallState {
   EngineImpl* engine = nullptr;
   uint64_t request_id = 0;
   std::string name;
+  ProviderId provider_id = 0;
   net::PeerRef peer;
   std::optional<std::chrono::steady_clock::time_point> deadline;
   std::optional<std::chrono::nanoseconds> timeout;
   thread::Eventual<void> done;
   Status status = Status::kPending;
   std::vector<std::byte> response;  // payload, or the error message
+  // For the monitor (set when one is installed at the call's start).
+  int64_t started_ns = 0;
+  size_t request_bytes = 0;
 };
+
+// Nanoseconds on the steady clock, for the monitor's timings.
+inline int64_t monotonic_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 
 }  // namespace detail
 
@@ -65,6 +77,7 @@ class EngineImpl final : public net::MessageHandler {
   void wait_for_finalize();
   bool finalized() const { return finalized_.load(); }
   void on_finalize(std::function<void()> callback);
+  void set_monitor(std::shared_ptr<Monitor> monitor);
 
   const std::string& address() const { return address_; }
   const std::vector<std::string>& addresses() const { return addresses_; }
@@ -98,6 +111,14 @@ class EngineImpl final : public net::MessageHandler {
   void send_error(const net::PeerRef& to, const detail::MessageHeader& request,
                   std::string_view message);
   void fail_calls(const net::PeerRef* peer, detail::CallState::Status status);
+  // Reports a finished call to the monitor, if one was installed when it started.
+  void report_call(const detail::CallState& state, CallOutcome outcome);
+  void report_request(IncomingRequest& request, int64_t started_ns, bool failed);
+ public:
+  // Reports a pull/push that started at `started_ns` (0: no monitor then) and adds it to the
+  // handler's bulk stage when one runs on this ULT.
+  void account_bulk(bool pull, const Endpoint& peer, size_t size, bool failed, int64_t started_ns);
+ private:
   void do_finalize();
   IncomingRequest* acquire_request();
   void release_request(IncomingRequest* request);
@@ -144,6 +165,12 @@ class EngineImpl final : public net::MessageHandler {
   std::mutex callbacks_mutex_;
   std::vector<std::function<void()>> finalize_callbacks_;
   thread::Ult progress_ult_;
+
+  // The installed monitor (nullptr: none); every monitor ever installed stays alive with the
+  // engine, since a hot-path reader may still hold the previous one.
+  std::atomic<Monitor*> monitor_{nullptr};
+  std::mutex monitors_mutex_;
+  std::vector<std::shared_ptr<Monitor>> monitors_;
 };
 
 }  // namespace dango::rpc

@@ -108,6 +108,7 @@ struct UltControl {
   size_t caller_size = 0;
   std::atomic<bool> detached{false};
   UltControl* next = nullptr;  // pool queue link
+  void* local = nullptr;       // this_ult::local_slot()
 
   void release() {
     if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;

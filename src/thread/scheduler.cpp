@@ -294,6 +294,12 @@ namespace this_ult {
 
 bool inside() { return detail::this_thread_context().current != nullptr; }
 
+void*& local_slot() {
+  thread_local void* outside = nullptr;
+  detail::UltControl* self = detail::this_thread_context().current;
+  return self != nullptr ? self->local : outside;
+}
+
 void yield() {
   detail::ThreadContext& context = detail::this_thread_context();
   if (detail::UltControl* self = context.current) {

@@ -21,6 +21,7 @@
 #include "dango/rpc/bulk.hpp"
 #include "dango/rpc/detail/handler.hpp"
 #include "dango/rpc/endpoint.hpp"
+#include "dango/rpc/monitor.hpp"
 #include "dango/rpc/request.hpp"
 #include "dango/rpc/types.hpp"
 #include "dango/thread/options.hpp"
@@ -159,6 +160,9 @@ class Engine {
   bool finalized() const;
   // Runs `callback` during finalize(), before the transport closes.
   void on_finalize(std::function<void()> callback);
+  // Reports every RPC (both sides) and bulk transfer of this engine to `monitor` from now on
+  // (nullptr: stop reporting). The engine keeps the monitor alive until it is destroyed.
+  void set_monitor(std::shared_ptr<Monitor> monitor);
 
   // --- used by RemoteProcedure and Provider ---
   void register_handler(detail::HandlerEntry entry);

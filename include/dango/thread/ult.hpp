@@ -105,6 +105,9 @@ class Ult {
 namespace this_ult {
 // True when called from a ULT (as opposed to a plain OS thread).
 bool inside();
+// One pointer of storage private to the calling ULT (nullptr when it starts), for the layers
+// above: the rpc engine keeps the request a handler serves there. Outside ULTs, one per thread.
+void*& local_slot();
 // Lets other ULTs of the pools run, then continues. Outside a ULT: std::this_thread::yield().
 void yield();
 // Suspends the calling ULT (not its OS thread) for at least `duration`. Throws ShutdownError
