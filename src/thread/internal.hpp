@@ -52,19 +52,43 @@ class Parker {
     external_ctx_.store(ctx, std::memory_order_relaxed);
     external_wake_.store(wake, std::memory_order_release);
     if (state_.exchange(kSleeping, std::memory_order_seq_cst) != kNotified && !(recheck && recheck(recheck_ctx))) {
+      const int64_t start = begin_sleep();
       block();
+      end_sleep(start);
     }
     state_.store(kAwake, std::memory_order_seq_cst);
     external_wake_.store(nullptr, std::memory_order_release);
   }
   void unpark();
   bool sleeping() const { return state_.load(std::memory_order_relaxed) == kSleeping; }
+  // Time this thread has spent asleep in park()/park_external(), for utilisation figures; the
+  // clock is read only around real sleeps.
+  std::chrono::nanoseconds slept() const {
+    const int64_t since = sleep_started_ns_.load(std::memory_order_relaxed);
+    const int64_t ongoing = since == 0 ? 0 : std::max<int64_t>(0, now_ns() - since);
+    return std::chrono::nanoseconds(slept_ns_.load(std::memory_order_relaxed) + ongoing);
+  }
 
  private:
   static constexpr uint32_t kAwake = 0, kSleeping = 1, kNotified = 2;
   std::atomic<uint32_t> state_{kAwake};
   std::atomic<void (*)(void*)> external_wake_{nullptr};
   std::atomic<void*> external_ctx_{nullptr};
+  std::atomic<int64_t> slept_ns_{0};          // completed sleeps
+  std::atomic<int64_t> sleep_started_ns_{0};  // the ongoing sleep's start; 0 when awake
+  static int64_t now_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+        .count();
+  }
+  int64_t begin_sleep() {
+    const int64_t start = now_ns();
+    sleep_started_ns_.store(start, std::memory_order_relaxed);
+    return start;
+  }
+  void end_sleep(int64_t start) {
+    slept_ns_.fetch_add(now_ns() - start, std::memory_order_relaxed);
+    sleep_started_ns_.store(0, std::memory_order_relaxed);
+  }
 };
 
 // True when a stream served by the thread of `context` (a ThreadContext*) has a ready ULT.
@@ -242,6 +266,10 @@ class RuntimeImpl {
   void ult_started() { live_.fetch_add(1, std::memory_order_relaxed); }
   void ult_finished() { live_.fetch_sub(1, std::memory_order_release); }
 
+  const std::vector<std::unique_ptr<PoolImpl>>& pools() const { return pools_; }
+  const std::vector<std::unique_ptr<XstreamImpl>>& streams() const { return streams_; }
+  Clock::time_point started() const { return started_; }
+
   // Wakes every sleeping stream (a new earliest timer, shutdown).
   void wake_all_streams();
   // Fires due timers when any exist; cheap otherwise.
@@ -258,6 +286,7 @@ class RuntimeImpl {
   std::mutex blocked_mutex_;
   Waiter* blocked_ = nullptr;  // intrusive list through Waiter::blocked_next
   ThreadContext* primary_thread_ = nullptr;
+  const Clock::time_point started_ = Clock::now();
 };
 
 }  // namespace dango::thread::detail

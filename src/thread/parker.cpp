@@ -27,6 +27,7 @@ void Parker::park(std::optional<Clock::time_point> deadline, bool (*recheck)(voi
     state_.store(kAwake, std::memory_order_seq_cst);
     return;
   }
+  const int64_t start = begin_sleep();
   while (state_.load(std::memory_order_acquire) == kSleeping) {
     if (deadline) {
       auto left = *deadline - Clock::now();
@@ -38,6 +39,7 @@ void Parker::park(std::optional<Clock::time_point> deadline, bool (*recheck)(voi
       futex_wait(state_, kSleeping, nullptr);
     }
   }
+  end_sleep(start);
   // A notification that arrives now merges with the one that woke us: the caller re-checks
   // its conditions after every park, so no wake-up is lost.
   state_.store(kAwake, std::memory_order_seq_cst);

@@ -123,6 +123,24 @@ Pool Runtime::pool(std::string_view name) const {
 
 const ThreadsOptions& Runtime::options() const { return impl_->options(); }
 
+std::vector<Pool> Runtime::pools() const {
+  std::vector<Pool> pools;
+  for (const auto& pool : impl_->pools()) pools.push_back(Pool(pool.get()));
+  return pools;
+}
+
+std::vector<StreamActivity> Runtime::activity() const {
+  std::vector<StreamActivity> result;
+  const auto alive = detail::Clock::now() - impl_->started();
+  for (const auto& stream : impl_->streams()) {
+    const detail::ThreadContext* context = stream->thread_context();
+    result.push_back({.name = stream->name(),
+                      .alive = std::chrono::duration_cast<std::chrono::nanoseconds>(alive),
+                      .slept = context ? context->parker.slept() : std::chrono::nanoseconds(0)});
+  }
+  return result;
+}
+
 void Runtime::shutdown(std::chrono::milliseconds grace) { impl_->shutdown(grace); }
 
 bool Runtime::stopping() const { return impl_->stopping(); }

@@ -121,6 +121,46 @@ TEST(Runtime, PrimaryStreamServesThePoolsListedForIt) {
   EXPECT_EQ(ran_on, std::this_thread::get_id());
 }
 
+TEST(Runtime, PoolsListsEveryPoolAndTheirQueuedUlts) {
+  Runtime rt{two_streams()};
+  std::vector<std::string> names;
+  for (const Pool& pool : rt.pools()) names.emplace_back(pool.name());
+  EXPECT_EQ(names, (std::vector<std::string>{"a", "b", "__primary__"}));
+  // ULTs of the primary pool wait in its queue until this thread runs them.
+  std::vector<Ult> ults;
+  for (int i = 0; i < 3; ++i) ults.push_back(rt.primary_pool().spawn([] {}));
+  EXPECT_EQ(rt.primary_pool().size(), 3u);
+  for (auto& ult : ults) ult.join();
+  EXPECT_EQ(rt.primary_pool().size(), 0u);
+}
+
+TEST(Runtime, ActivityTellsAnIdleStreamFromABusyOne) {
+  // Waiting pools: an idle stream sleeps (a plain fifo one would keep polling, busy).
+  Runtime rt{{.pools = {{.name = "a", .kind = PoolKind::kFifoWait}, {.name = "b", .kind = PoolKind::kFifoWait}},
+              .xstreams = {{.name = "A", .pools = {"a"}}, {.name = "B", .pools = {"b"}}}}};
+  std::atomic<bool> stop{false};
+  // Stream B spins in a ULT that yields; stream A has nothing to do and sleeps.
+  Ult spinner = rt.pool("b").spawn([&] {
+    while (!stop.load()) this_ult::yield();
+  });
+  auto before = rt.activity();
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  auto after = rt.activity();
+  stop = true;
+  spinner.join();
+  ASSERT_EQ(after.size(), 3u);
+  auto utilisation = [&](size_t i) {
+    double alive = static_cast<double>((after[i].alive - before[i].alive).count());
+    double slept = static_cast<double>((after[i].slept - before[i].slept).count());
+    return 1.0 - slept / alive;
+  };
+  EXPECT_EQ(after[0].name, "__primary__");
+  EXPECT_EQ(after[1].name, "A");
+  EXPECT_EQ(after[2].name, "B");
+  EXPECT_LT(utilisation(1), 0.5) << "idle stream A";
+  EXPECT_GT(utilisation(2), 0.5) << "spinning stream B";
+}
+
 TEST(Runtime, SeveralRuntimesCanBeCreatedOneAfterAnother) {
   for (int i = 0; i < 5; ++i) {
     Runtime rt{two_streams()};

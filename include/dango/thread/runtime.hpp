@@ -13,7 +13,9 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "dango/thread/options.hpp"
 #include "dango/thread/ult.hpp"
@@ -55,6 +57,13 @@ class Pool {
   detail::PoolImpl* impl_ = nullptr;
 };
 
+// How much an execution stream has slept since its runtime started (see Runtime::activity).
+struct StreamActivity {
+  std::string name;
+  std::chrono::nanoseconds alive;   // since the runtime started
+  std::chrono::nanoseconds slept;   // of which its OS thread slept (idle)
+};
+
 class Runtime {
  public:
   // Validates `options` (throws ConfigError naming the key) and starts the execution streams.
@@ -68,6 +77,12 @@ class Runtime {
   Pool pool(std::string_view name) const;
   Pool primary_pool() const { return pool(kPrimary); }
   const ThreadsOptions& options() const;
+  // Every pool, in configuration order.
+  std::vector<Pool> pools() const;
+  // Per execution stream, how long it has lived and slept: utilisation over an interval is
+  // 1 - Δslept/Δalive. Streams sharing an OS thread (the primary streams of several runtimes
+  // created by one thread) report that thread's sleep.
+  std::vector<StreamActivity> activity() const;
 
   // Stops the runtime: new spawns fail, ULTs blocked in a wait are woken with ShutdownError,
   // ready ULTs run to completion for at most `grace`, then the execution streams are joined.
