@@ -27,8 +27,12 @@ inline std::optional<std::string> server_address(const std::string& transport) {
 // does not exit by itself).
 class BenchServer {
  public:
-  BenchServer(rpc::Engine& engine, const std::string& listen_address, std::size_t bulk_size)
-      : engine_(engine), process_("rpc_bench_server", {listen_address, std::to_string(bulk_size)}) {
+  // With `monitored`, the server runs with monitoring on (dango::monitor::Monitoring).
+  BenchServer(rpc::Engine& engine, const std::string& listen_address, std::size_t bulk_size,
+              bool monitored = false)
+      : engine_(engine),
+        process_("rpc_bench_server", {listen_address, std::to_string(bulk_size),
+                                      monitored ? "monitor" : "plain"}) {
     endpoint_ = engine_.lookup(process_.read_line());
   }
   ~BenchServer() {

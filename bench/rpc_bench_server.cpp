@@ -8,7 +8,8 @@
 // HelperProcess); a watchdog alarm ends it in any case.
 //
 // Arguments: [listen address (default "tcp://127.0.0.1:0")] [bytes of server memory for bulk
-// transfers (default 64 MiB; 0 = serve no bulk RPCs)].
+// transfers (default 64 MiB; 0 = serve no bulk RPCs)] ["monitor": with monitoring on, as
+// dango-daemon's "monitoring" section turns it on].
 // RPCs (rpc_suite.cpp and bulk_suite.cpp call them by these names):
 //   bench_empty()                   nothing in, nothing out: a 48-byte message each way
 //   bench_pull(Bulk remote, size)   pulls `size` bytes of the client's `remote` into server memory
@@ -23,11 +24,13 @@
 #include <cstring>
 #include <exception>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "dango/rpc/engine.hpp"
+#include "dango/services/monitor/monitoring.hpp"
 #include "suite.hpp"
 
 namespace dango::bench {
@@ -47,6 +50,8 @@ int rpc_bench_server(const std::vector<std::string>& args) {
     const std::size_t bulk_size = args.size() > 1 ? std::stoull(args[1]) : kMaxBulkSize;
 
     rpc::Engine engine{address};  // default options, on purpose (see the top of this file)
+    std::optional<monitor::Monitoring> monitoring;
+    if (args.size() > 2 && args[2] == "monitor") monitoring.emplace(engine, monitor::MonitoringOptions{});
 
     engine.define("bench_empty", [] {});
 

@@ -15,6 +15,9 @@
 //                                  caller's ULT), µs. Baseline: std_function_call.
 //   tcp_pingpong_blocking_median   informational (no baseline): the ping-pong when both sides
 //                                  sleep in the kernel, i.e. what wake-ups cost.
+//   monitored_latency_median       sequential empty RPCs with monitoring on at both ends
+//                                  (dango::monitor), µs. Baseline: latency_median of this run,
+//                                  so the ratio is what monitoring costs.
 
 #include <algorithm>
 #include <chrono>
@@ -30,6 +33,7 @@
 #include "baselines.hpp"
 #include "dango/net/transport.hpp"
 #include "dango/rpc/engine.hpp"
+#include "dango/services/monitor/monitoring.hpp"
 #include "bench_server.hpp"
 #include "suite.hpp"
 
@@ -172,6 +176,13 @@ void run_for_transport(const std::string& transport, const std::string& listen_a
       rates[i] = throughput(engine, server.endpoint(), kOutstanding[i], plan);
     }
   }
+  std::vector<double> monitored_latency;
+  {
+    // Monitoring on at both ends, as dango-daemon's "monitoring" section turns it on.
+    monitor::Monitoring monitoring(engine, monitor::MonitoringOptions{});
+    const BenchServer server(engine, listen_address, /*bulk_size=*/0, /*monitored=*/true);
+    monitored_latency = sequential_latency_us(engine, server.endpoint(), plan.latency_iterations);
+  }
   const double inprocess = inprocess_latency_us(engine, plan);
   const double function_call = std_function_call_us(plan);
 
@@ -206,6 +217,13 @@ void run_for_transport(const std::string& transport, const std::string& listen_a
                 .unit = "us",
                 .baseline = "std_function_call",
                 .baseline_value = function_call});
+  reporter.add({.transport = transport,
+                .case_name = "monitored_latency_median",
+                .size = size,
+                .value = median(monitored_latency),
+                .unit = "us",
+                .baseline = "latency_median",
+                .baseline_value = median(latency)});
   reporter.add({.transport = "tcp",
                 .case_name = "tcp_pingpong_blocking_median",
                 .size = size,
