@@ -163,9 +163,20 @@ struct TestServer {
              const std::string& name = "server")
       : address_file((dir / (name + ".address")).string()),
         process(test_server_path(), {"--address", listen_address, "--address-file", address_file}) {
-    const bool ready = eventually([&] { return std::filesystem::exists(address_file); }, 20000ms);
-    EXPECT_TRUE(ready) << "dango-test-server wrote no address to " << address_file;
-    if (ready) {
+    std::optional<int> exit_status;  // a server that cannot listen exits at once: fail early
+    const bool ready = eventually(
+        [&] {
+          if (std::filesystem::exists(address_file)) return true;
+          exit_status = process.wait_exit(0ms);
+          return exit_status.has_value();
+        },
+        20000ms);
+    if (exit_status) {
+      ADD_FAILURE() << "dango-test-server --address " << listen_address
+                    << " exited before it served (wait status " << *exit_status << ")";
+    } else if (!ready) {
+      ADD_FAILURE() << "dango-test-server wrote no address to " << address_file;
+    } else {
       std::ifstream in(address_file);
       std::getline(in, address);
     }

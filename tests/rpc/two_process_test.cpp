@@ -192,6 +192,7 @@ TEST_P(RpcTwoProcess, ServerWritesItsAddressToStdoutWithoutAddressFile) {
   char ch;
   while (::read(fds[0], &ch, 1) == 1 && ch != '\n') line += ch;
   ::close(fds[0]);
+  ASSERT_FALSE(line.empty()) << "dango-test-server --address " << address << " printed no address";
   EXPECT_EQ(line.rfind(transport() + "://", 0), 0u) << line;
   Engine client{transport()};
   EXPECT_EQ(client.rpc<std::string(std::string)>("echo").on(client.lookup(line))("x"), "x");
