@@ -1,9 +1,11 @@
 // Real processes: the test fork/execs build/bin/dango-test-server listening on each transport of
-// the binary in turn, calls it over that transport (plain values, strings, bulk transfers, errors), shuts it down by RPC, and drives it from several
-// client engines and client processes at once. Every server is killed and reaped by an RAII
-// guard, even when a test fails.
+// the binary in turn, calls it over that transport (plain values, strings, bulk transfers,
+// errors), shuts it down by RPC, drives it from several client engines and client processes at
+// once, and kills a client process in the middle of a call. Every server is killed and reaped by
+// an RAII guard, even when a test fails.
 
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -21,6 +23,17 @@ namespace dango::rpc {
 namespace {
 
 using namespace testing;
+
+// Kills (SIGKILL) and reaps a forked process on scope exit unless `pid` was reset to -1.
+struct ChildProcessReaper {
+  pid_t pid;
+  ~ChildProcessReaper() {
+    if (pid > 0) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+  }
+};
 
 class RpcTwoProcess : public OverTransports {
  protected:
@@ -165,6 +178,41 @@ TEST_P(RpcTwoProcess, FourForkedClientProcessesCallConcurrently) {
             2);
 }
 
+TEST_P(RpcTwoProcess, ClientProcessKilledWhileItsCallIsPendingLeavesTheServerServing) {
+  TestServer server(dir_.path(), loopback());
+  ASSERT_FALSE(server.address.empty());
+  // The child connects, leaves a slow call pending and dies by SIGKILL: no goodbye on any
+  // transport, and the server's reply goes to a process that no longer exists.
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    int code = 0;
+    try {
+      Engine client{transport()};
+      Endpoint ep = client.lookup(server.address);
+      if (client.rpc<int32_t()>("pid").on(ep).timeout(20s)() <= 0) code = 2;
+      auto pending = client.rpc<uint32_t(uint32_t)>("sleep_ms").on(ep).async(300);
+      std::this_thread::sleep_for(50ms);  // the request has left
+      ::kill(::getpid(), SIGKILL);
+    } catch (...) {
+      code = 3;
+    }
+    std::_Exit(code);
+  }
+  ChildProcessReaper reaper{child};
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  reaper.pid = -1;
+  ASSERT_TRUE(WIFSIGNALED(status)) << "the client process exited with status " << status;
+  Engine client{transport()};
+  Endpoint ep = client.lookup(server.address);
+  auto sum = client.rpc<int64_t(int64_t, int64_t)>("sum");
+  EXPECT_EQ(sum.on(ep).timeout(20s)(1, 2), 3);
+  // Outlasts the dead client's call, whose reply the server has then tried to send.
+  EXPECT_EQ(client.rpc<uint32_t(uint32_t)>("sleep_ms").on(ep).timeout(20s)(350), 350u);
+  EXPECT_EQ(sum.on(ep).timeout(20s)(3, 4), 7);
+}
+
 TEST_P(RpcTwoProcess, ServerWritesItsAddressToStdoutWithoutAddressFile) {
   // Run it with stdout into a pipe and read the first line.
   const std::string address = loopback();
@@ -181,13 +229,7 @@ TEST_P(RpcTwoProcess, ServerWritesItsAddressToStdoutWithoutAddressFile) {
     std::_Exit(127);
   }
   ::close(fds[1]);
-  struct Reaper {
-    pid_t pid;
-    ~Reaper() {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, nullptr, 0);
-    }
-  } reaper{pid};
+  ChildProcessReaper reaper{pid};
   std::string line;
   char ch;
   while (::read(fds[0], &ch, 1) == 1 && ch != '\n') line += ch;
