@@ -1,6 +1,6 @@
 // Bulk transfers: a handler pulls from and pushes into memory the caller exposed, over every
-// transport in the binary and on the in-process path; sizes from 0 to 64 MiB, several segments, offsets, and refused transfers
-// (out of bounds, wrong access) reaching the caller as errors.
+// transport in the binary and on the in-process path; sizes from 0 to 64 MiB, several segments,
+// offsets, and refused transfers (out of bounds, wrong access) reaching the caller as errors.
 
 #include <gtest/gtest.h>
 

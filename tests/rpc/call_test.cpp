@@ -1,5 +1,6 @@
-// Calls between two engines, over every transport in the binary: typed arguments and results, synchronous, asynchronous and
-// one-way calls, timeouts, and errors (handler exceptions, unknown RPCs and providers).
+// Calls between two engines, over every transport in the binary: typed arguments and results,
+// synchronous, asynchronous and one-way calls, timeouts, and errors (handler exceptions, unknown
+// RPCs and providers).
 
 #include <gtest/gtest.h>
 

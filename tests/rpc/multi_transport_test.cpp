@@ -148,9 +148,8 @@ TEST_P(RpcMultiTransport, ServerMemoryIsPulledAndPushedByClientsOnEitherTranspor
       SCOPED_TRACE(which);
       Bulk remote = client->rpc<Bulk()>(which).on(ep)();
       EXPECT_EQ(remote.owner(), server.address());
-      std::span<std::byte> memory = which == std::string("plain")
-                                        ? std::span<std::byte>(plain)
-                                        : allocated.data();
+      std::span<std::byte> memory =
+          which == std::string("plain") ? std::span<std::byte>(plain) : allocated.data();
       ASSERT_EQ(remote.size(), memory.size());
       std::vector<std::byte> mine(memory.size());
       Bulk local = client->expose(mine, Access::kReadWrite);

@@ -125,8 +125,8 @@ inline void report(const TransportSelection& selection) {
 inline const TransportSelection& transport_selection() {
   static const TransportSelection selection = [] {
     const char* only = std::getenv("DANGO_TEST_TRANSPORTS");
-    TransportSelection s = select_transports(net::registered_transports(), only ? only : "",
-                                             cannot_listen_on);
+    TransportSelection s =
+        select_transports(net::registered_transports(), only ? only : "", cannot_listen_on);
     detail::report(s);
     return s;
   }();
@@ -165,8 +165,7 @@ class OverTransports : public ::testing::TestWithParam<std::string> {
 
 // Instantiates the TEST_Ps of `suite` (a fixture deriving from OverTransports) once per working
 // transport, as Transports/<suite>.<test>/<scheme>.
-#define DANGO_INSTANTIATE_OVER_TRANSPORTS(suite)                              \
-  INSTANTIATE_TEST_SUITE_P(                                                   \
-      Transports, suite,                                                      \
-      ::testing::ValuesIn(::dango::rpc::testing::working_transports()),       \
-      ::dango::rpc::testing::TransportName{})
+#define DANGO_INSTANTIATE_OVER_TRANSPORTS(suite)                                             \
+  INSTANTIATE_TEST_SUITE_P(Transports, suite,                                                \
+                           ::testing::ValuesIn(::dango::rpc::testing::working_transports()), \
+                           ::dango::rpc::testing::TransportName{})
