@@ -1,6 +1,6 @@
-// Bulk transfers: a handler pulls from and pushes into memory the caller exposed, over tcp and on
-// the in-process path; sizes from 0 to 64 MiB, several segments, offsets, and refused transfers
-// (out of bounds, wrong access) reaching the caller as errors.
+// Bulk transfers: a handler pulls from and pushes into memory the caller exposed, over every
+// transport in the binary and on the in-process path; sizes from 0 to 64 MiB, several segments,
+// offsets, and refused transfers (out of bounds, wrong access) reaching the caller as errors.
 
 #include <gtest/gtest.h>
 
@@ -8,9 +8,12 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
+#include <tuple>
 #include <vector>
 
 #include "dango/dango.hpp"
+#include "over_transports.hpp"
 #include "rpc_test_util.hpp"
 
 namespace dango::rpc {
@@ -49,7 +52,7 @@ void define_bulk_rpcs(Engine& engine) {
 }
 
 struct BulkPeers : ServerAndClient {
-  BulkPeers() {
+  explicit BulkPeers(std::string_view scheme) : ServerAndClient(scheme) {
     define_bulk_rpcs(server);
     define_bulk_rpcs(client);  // for the in-process path
   }
@@ -63,11 +66,16 @@ struct BulkPeers : ServerAndClient {
   }
 };
 
-class RpcBulkSizes : public ::testing::TestWithParam<size_t> {};
+// Each size over each transport.
+class RpcBulkSizes : public ::testing::TestWithParam<std::tuple<std::string, size_t>> {
+ protected:
+  const std::string& transport() const { return std::get<0>(GetParam()); }
+  size_t size() const { return std::get<1>(GetParam()); }
+};
 
 TEST_P(RpcBulkSizes, ServerPullsTheCallersBytes) {
-  const size_t size = GetParam();
-  BulkPeers peers;
+  const size_t size = this->size();
+  BulkPeers peers{transport()};
   std::vector<std::byte> data = pattern(size, 1);
   Bulk bulk = peers.client.expose(data, Access::kReadOnly);
   EXPECT_EQ(bulk.size(), size);
@@ -76,22 +84,28 @@ TEST_P(RpcBulkSizes, ServerPullsTheCallersBytes) {
 }
 
 TEST_P(RpcBulkSizes, ServerPushesIntoTheCallersMemory) {
-  const size_t size = GetParam();
-  BulkPeers peers;
+  const size_t size = this->size();
+  BulkPeers peers{transport()};
   std::vector<std::byte> data(size, std::byte{0});
   Bulk bulk = peers.client.expose(data, Access::kWriteOnly);
   peers.push_pattern(peers.endpoint, bulk, 0, size, 2);
   EXPECT_TRUE(data == pattern(size, 2)) << "pushed bytes differ (size " << size << ")";
 }
 
-INSTANTIATE_TEST_SUITE_P(Sizes, RpcBulkSizes,
-                         ::testing::Values(size_t{0}, size_t{1}, size_t{4096},
-                                           size_t{(1 << 20) + 7}, size_t{16} << 20,
-                                           size_t{64} << 20),
-                         [](const auto& info) { return "Bytes" + std::to_string(info.param); });
+INSTANTIATE_TEST_SUITE_P(
+    Transports, RpcBulkSizes,
+    ::testing::Combine(::testing::ValuesIn(working_transports()),
+                       ::testing::Values(size_t{0}, size_t{1}, size_t{4096}, size_t{(1 << 20) + 7},
+                                         size_t{16} << 20, size_t{64} << 20)),
+    [](const auto& info) {
+      return test_name_of(std::get<0>(info.param)) + "_Bytes" +
+             std::to_string(std::get<1>(info.param));
+    });
 
-TEST(RpcBulk, ReadWriteBulkIsPulledThenPushedInOneHandler) {
-  ServerAndClient sc;
+class RpcBulk : public OverTransports {};
+
+TEST_P(RpcBulk, ReadWriteBulkIsPulledThenPushedInOneHandler) {
+  ServerAndClient sc{transport()};
   sc.server.define("increment_all", [](const Request& request, const Bulk& remote) {
     Engine& e = request.engine();
     std::vector<std::byte> buffer(remote.size());
@@ -109,8 +123,8 @@ TEST(RpcBulk, ReadWriteBulkIsPulledThenPushedInOneHandler) {
   EXPECT_TRUE(data == expected);
 }
 
-TEST(RpcBulk, MultiSegmentBulkIsSeenAsOneContiguousRange) {
-  BulkPeers peers;
+TEST_P(RpcBulk, MultiSegmentBulkIsSeenAsOneContiguousRange) {
+  BulkPeers peers{transport()};
   std::vector<std::byte> a = pattern(10, 4), b = pattern(4096, 5), c = pattern(100003, 6);
   std::span<std::byte> segments[] = {a, b, c};
   Bulk bulk = peers.client.expose(segments, Access::kReadWrite);
@@ -132,8 +146,8 @@ TEST(RpcBulk, MultiSegmentBulkIsSeenAsOneContiguousRange) {
   EXPECT_TRUE(now == expected);
 }
 
-TEST(RpcBulk, OffsetsSelectTheRemoteRange) {
-  BulkPeers peers;
+TEST_P(RpcBulk, OffsetsSelectTheRemoteRange) {
+  BulkPeers peers{transport()};
   std::vector<std::byte> data = pattern(1 << 20, 8);
   Bulk bulk = peers.client.expose(data, Access::kReadWrite);
   const std::span<const std::byte> view(data);
@@ -148,8 +162,8 @@ TEST(RpcBulk, OffsetsSelectTheRemoteRange) {
   EXPECT_TRUE(data == before) << "bytes outside [4095, 4098) changed or the push missed";
 }
 
-TEST(RpcBulk, LocalOffsetPlacesThePulledBytes) {
-  ServerAndClient sc;
+TEST_P(RpcBulk, LocalOffsetPlacesThePulledBytes) {
+  ServerAndClient sc{transport()};
   sc.server.define("pull_into_middle", [](const Request& request, const Bulk& remote) {
     Engine& e = request.engine();
     std::vector<std::byte> buffer(remote.size() + 20, std::byte{0xEE});
@@ -167,8 +181,8 @@ TEST(RpcBulk, LocalOffsetPlacesThePulledBytes) {
   for (size_t i = 60; i < 70; ++i) EXPECT_EQ(result[i], std::byte{0xEE});
 }
 
-TEST(RpcBulk, PullOutOfBoundsReachesTheCallerAsAnError) {
-  BulkPeers peers;
+TEST_P(RpcBulk, PullOutOfBoundsReachesTheCallerAsAnError) {
+  BulkPeers peers{transport()};
   std::vector<std::byte> data = pattern(1000, 11);
   Bulk bulk = peers.client.expose(data, Access::kReadOnly);
   try {
@@ -181,8 +195,8 @@ TEST(RpcBulk, PullOutOfBoundsReachesTheCallerAsAnError) {
   EXPECT_EQ(peers.pull_hash(peers.endpoint, bulk, 0, 1000), fnv1a(data));
 }
 
-TEST(RpcBulk, PushOutOfBoundsReachesTheCallerAsAnErrorAndWritesNothing) {
-  BulkPeers peers;
+TEST_P(RpcBulk, PushOutOfBoundsReachesTheCallerAsAnErrorAndWritesNothing) {
+  BulkPeers peers{transport()};
   std::vector<std::byte> data(1000, std::byte{0});
   Bulk bulk = peers.client.expose(data, Access::kWriteOnly);
   try {
@@ -194,15 +208,15 @@ TEST(RpcBulk, PushOutOfBoundsReachesTheCallerAsAnErrorAndWritesNothing) {
   EXPECT_TRUE(std::all_of(data.begin(), data.end(), [](std::byte b) { return b == std::byte{0}; }));
 }
 
-TEST(RpcBulk, PullFromWriteOnlyMemoryIsRefused) {
-  BulkPeers peers;
+TEST_P(RpcBulk, PullFromWriteOnlyMemoryIsRefused) {
+  BulkPeers peers{transport()};
   std::vector<std::byte> data = pattern(4096, 13);
   Bulk bulk = peers.client.expose(data, Access::kWriteOnly);
   EXPECT_THROW(peers.pull_hash(peers.endpoint, bulk, 0, data.size()), RemoteError);
 }
 
-TEST(RpcBulk, PushIntoReadOnlyMemoryIsRefusedAndLeavesItUnchanged) {
-  BulkPeers peers;
+TEST_P(RpcBulk, PushIntoReadOnlyMemoryIsRefusedAndLeavesItUnchanged) {
+  BulkPeers peers{transport()};
   std::vector<std::byte> data = pattern(4096, 14);
   const std::vector<std::byte> original = data;
   Bulk bulk = peers.client.expose(data, Access::kReadOnly);
@@ -212,8 +226,8 @@ TEST(RpcBulk, PushIntoReadOnlyMemoryIsRefusedAndLeavesItUnchanged) {
   EXPECT_EQ(peers.pull_hash(peers.endpoint, bulk, 0, data.size()), fnv1a(original));
 }
 
-TEST(RpcBulk, LocalBulkTooSmallIsANetworkErrorBeforeAnyTransfer) {
-  ServerAndClient sc;
+TEST_P(RpcBulk, LocalBulkTooSmallIsANetworkErrorBeforeAnyTransfer) {
+  ServerAndClient sc{transport()};
   std::vector<std::byte> remote_memory = pattern(100, 16);
   Bulk remote = sc.server.expose(remote_memory, Access::kReadWrite);
   std::vector<std::byte> small(10);
@@ -224,8 +238,8 @@ TEST(RpcBulk, LocalBulkTooSmallIsANetworkErrorBeforeAnyTransfer) {
   EXPECT_THROW(sc.client.pull(sc.endpoint, remote, 0, remote, 0, 10), NetworkError);
 }
 
-TEST(RpcBulk, ClientPullsAndPushesServerMemoryDirectly) {
-  ServerAndClient sc;
+TEST_P(RpcBulk, ClientPullsAndPushesServerMemoryDirectly) {
+  ServerAndClient sc{transport()};
   std::vector<std::byte> server_memory = pattern(300000, 17);
   const std::vector<std::byte> original = server_memory;
   Bulk remote = sc.server.expose(server_memory, Access::kReadWrite);
@@ -240,8 +254,8 @@ TEST(RpcBulk, ClientPullsAndPushesServerMemoryDirectly) {
   EXPECT_TRUE(server_memory == mine);
 }
 
-TEST(RpcBulk, AllocatedExposedMemoryIsZeroedAndServesTransfersBothWays) {
-  BulkPeers peers;
+TEST_P(RpcBulk, AllocatedExposedMemoryIsZeroedAndServesTransfersBothWays) {
+  BulkPeers peers{transport()};
   const size_t size = 1 << 20;
   ExposedMemory memory = peers.client.allocate_exposed(size);
   ASSERT_EQ(memory.size(), size);
@@ -258,8 +272,8 @@ TEST(RpcBulk, AllocatedExposedMemoryIsZeroedAndServesTransfersBothWays) {
   EXPECT_THROW(peers.push_pattern(peers.endpoint, read_only.bulk(), 0, 64, 1), RemoteError);
 }
 
-TEST(RpcBulk, BulkHandleSurvivesATripThroughSerialization) {
-  ServerAndClient sc;
+TEST_P(RpcBulk, BulkHandleSurvivesATripThroughSerialization) {
+  ServerAndClient sc{transport()};
   std::vector<std::byte> data = pattern(64, 19);
   Bulk bulk = sc.client.expose(data, Access::kReadOnly);
   sc.server.define("describe", [](const Bulk& b) {
@@ -267,13 +281,23 @@ TEST(RpcBulk, BulkHandleSurvivesATripThroughSerialization) {
            (b.is_local() ? "local" : "remote") + "/" + b.owner();
   });
   EXPECT_EQ(sc.client.rpc<std::string(Bulk)>("describe").on(sc.endpoint)(bulk),
-            "64/" + std::to_string(static_cast<int>(Access::kReadOnly)) + "/remote/tcp");
+            "64/" + std::to_string(static_cast<int>(Access::kReadOnly)) + "/remote/" + transport());
 }
+
+TEST_P(RpcBulk, EmptyTransferAtAnOffsetPastTheEndIsRefused) {
+  BulkPeers peers{transport()};
+  std::vector<std::byte> data = pattern(100, 31);
+  Bulk bulk = peers.client.expose(data, Access::kReadOnly);
+  EXPECT_THROW(peers.pull_hash(peers.endpoint, bulk, 101, 0), RemoteError);
+  EXPECT_EQ(peers.pull_hash(peers.endpoint, bulk, 100, 0), fnv1a({}));
+}
+
+DANGO_INSTANTIATE_OVER_TRANSPORTS(RpcBulk);
 
 // ---- in-process ----------------------------------------------------------------------------
 
 TEST(RpcBulk, SelfCallHandlerPullsAndPushesTheCallersMemory) {
-  BulkPeers peers;
+  BulkPeers peers{"tcp"};
   std::vector<std::byte> data = pattern(1 << 20, 20);
   Bulk read_only = peers.client.expose(data, Access::kReadOnly);
   EXPECT_EQ(peers.pull_hash(peers.client.self(), read_only, 0, data.size()), fnv1a(data));
@@ -318,14 +342,6 @@ TEST(RpcBulk, SelfTransferOutOfBoundsOrWithWrongAccessIsRefused) {
   EXPECT_THROW(engine.push(engine.self(), write_only, 90, local, 0, 11), NetworkError);
   EXPECT_NO_THROW(engine.push(engine.self(), write_only, 90, local, 0, 10));
   EXPECT_NO_THROW(engine.pull(engine.self(), read_only, 0, local, 100, 100));
-}
-
-TEST(RpcBulk, EmptyTransferAtAnOffsetPastTheEndIsRefused) {
-  BulkPeers peers;
-  std::vector<std::byte> data = pattern(100, 31);
-  Bulk bulk = peers.client.expose(data, Access::kReadOnly);
-  EXPECT_THROW(peers.pull_hash(peers.endpoint, bulk, 101, 0), RemoteError);
-  EXPECT_EQ(peers.pull_hash(peers.endpoint, bulk, 100, 0), fnv1a({}));
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
-// Calls between two engines over tcp: typed arguments and results, synchronous, asynchronous and
-// one-way calls, timeouts, and errors (handler exceptions, unknown RPCs and providers).
+// Calls between two engines, over every transport in the binary: typed arguments and results,
+// synchronous, asynchronous and one-way calls, timeouts, and errors (handler exceptions, unknown
+// RPCs and providers).
 
 #include <gtest/gtest.h>
 
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "dango/dango.hpp"
+#include "over_transports.hpp"
 #include "rpc_test_util.hpp"
 
 namespace dango::rpc {
@@ -33,16 +35,37 @@ struct Particle {
   bool operator==(const Particle&) const = default;
 };
 
-TEST(RpcCall, IntArgumentsAndResultRoundTrip) {
+class RpcCall : public OverTransports {};
+
+// A server and a client whose server serves "sleep_ms(ms)": it sleeps that long, or until the
+// test ends, whichever comes first. A call timing out before the sleep ends is then certain to
+// time out, and no test waits out the sleep when it finalizes the server (finalize waits for
+// running handlers).
+struct SleepyServer {
+  explicit SleepyServer(EngineOptions server_options) : sc(std::move(server_options)) {
+    sc.server.define("sleep_ms", [this](int ms) {
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+      while (!test_over && std::chrono::steady_clock::now() < deadline) {
+        thread::this_ult::sleep_for(1ms);
+      }
+      return ms;
+    });
+  }
+  ~SleepyServer() { test_over = true; }  // before `sc` finalizes the server
+  std::atomic<bool> test_over{false};
   ServerAndClient sc;
+};
+
+TEST_P(RpcCall, IntArgumentsAndResultRoundTrip) {
+  ServerAndClient sc{transport()};
   sc.server.define("sum", [](int a, int b) { return a + b; });
   auto sum = sc.client.rpc<int(int, int)>("sum");
   EXPECT_EQ(sum.on(sc.endpoint)(1, 2), 3);
   EXPECT_EQ(sum.on(sc.endpoint)(-40, 2), -38);
 }
 
-TEST(RpcCall, StringArgumentAndResultRoundTrip) {
-  ServerAndClient sc;
+TEST_P(RpcCall, StringArgumentAndResultRoundTrip) {
+  ServerAndClient sc{transport()};
   sc.server.define("shout", [](const std::string& s) { return s + "!"; });
   auto shout = sc.client.rpc<std::string(std::string)>("shout");
   EXPECT_EQ(shout.on(sc.endpoint)("hello"), "hello!");
@@ -51,8 +74,8 @@ TEST(RpcCall, StringArgumentAndResultRoundTrip) {
   EXPECT_EQ(shout.on(sc.endpoint)(big), big + "!");
 }
 
-TEST(RpcCall, VectorAndMapRoundTrip) {
-  ServerAndClient sc;
+TEST_P(RpcCall, VectorAndMapRoundTrip) {
+  ServerAndClient sc{transport()};
   sc.server.define("histogram", [](const std::vector<int32_t>& values) {
     std::map<int32_t, uint32_t> counts;
     for (int32_t v : values) ++counts[v];
@@ -64,8 +87,8 @@ TEST(RpcCall, VectorAndMapRoundTrip) {
   EXPECT_TRUE(histogram.on(sc.endpoint)({}).empty());
 }
 
-TEST(RpcCall, OptionalRoundTripsBothPresentAndAbsent) {
-  ServerAndClient sc;
+TEST_P(RpcCall, OptionalRoundTripsBothPresentAndAbsent) {
+  ServerAndClient sc{transport()};
   sc.server.define("find", [](const std::map<std::string, int>& m, const std::string& key) {
     auto it = m.find(key);
     return it == m.end() ? std::optional<int>{} : std::optional<int>{it->second};
@@ -76,9 +99,9 @@ TEST(RpcCall, OptionalRoundTripsBothPresentAndAbsent) {
   EXPECT_EQ(find.on(sc.endpoint)(m, "z"), std::nullopt);
 }
 
-TEST(RpcCall, VariantRoundTripsEachAlternative) {
+TEST_P(RpcCall, VariantRoundTripsEachAlternative) {
   using Value = std::variant<int64_t, std::string, std::vector<double>>;
-  ServerAndClient sc;
+  ServerAndClient sc{transport()};
   sc.server.define("identity", [](const Value& v) { return v; });
   auto identity = sc.client.rpc<Value(Value)>("identity");
   EXPECT_EQ(identity.on(sc.endpoint)(Value{int64_t{-7}}), Value{int64_t{-7}});
@@ -87,16 +110,16 @@ TEST(RpcCall, VariantRoundTripsEachAlternative) {
             (Value{std::vector<double>{1.5, 2.5}}));
 }
 
-TEST(RpcCall, TupleResultRoundTrips) {
-  ServerAndClient sc;
+TEST_P(RpcCall, TupleResultRoundTrips) {
+  ServerAndClient sc{transport()};
   sc.server.define("divmod",
                    [](int64_t a, int64_t b) { return std::tuple<int64_t, int64_t>(a / b, a % b); });
   auto divmod = sc.client.rpc<std::tuple<int64_t, int64_t>(int64_t, int64_t)>("divmod");
   EXPECT_EQ(divmod.on(sc.endpoint)(17, 5), (std::tuple<int64_t, int64_t>{3, 2}));
 }
 
-TEST(RpcCall, UserStructWithSerializeMemberRoundTrips) {
-  ServerAndClient sc;
+TEST_P(RpcCall, UserStructWithSerializeMemberRoundTrips) {
+  ServerAndClient sc{transport()};
   sc.server.define("move_particle", [](Particle p, double dx) {
     for (double& x : p.position) x += dx;
     p.tags["moved"] = 1;
@@ -110,16 +133,16 @@ TEST(RpcCall, UserStructWithSerializeMemberRoundTrips) {
   EXPECT_EQ(move.on(sc.endpoint)(p, 0.5), expected);
 }
 
-TEST(RpcCall, VoidResultCompletesAfterTheHandlerRan) {
-  ServerAndClient sc;
+TEST_P(RpcCall, VoidResultCompletesAfterTheHandlerRan) {
+  ServerAndClient sc{transport()};
   int stored = 0;
   sc.server.define("store", [&stored](int v) { stored = v; });
   sc.client.rpc<void(int)>("store").on(sc.endpoint)(99);
   EXPECT_EQ(stored, 99);
 }
 
-TEST(RpcCall, NoArgumentsNoResult) {
-  ServerAndClient sc;
+TEST_P(RpcCall, NoArgumentsNoResult) {
+  ServerAndClient sc{transport()};
   int calls = 0;
   sc.server.define("ping", [&calls] { ++calls; });
   auto ping = sc.client.rpc<void()>("ping");
@@ -128,8 +151,8 @@ TEST(RpcCall, NoArgumentsNoResult) {
   EXPECT_EQ(calls, 2);
 }
 
-TEST(RpcCall, HandlerTakingRequestFirstLearnsTheRpcNameAndProvider) {
-  ServerAndClient sc;
+TEST_P(RpcCall, HandlerTakingRequestFirstLearnsTheRpcNameAndProvider) {
+  ServerAndClient sc{transport()};
   sc.server.define("whoami",
                    [](const Request& request, int x) {
                      return request.rpc_name() + "/" + std::to_string(request.provider_id()) + "/" +
@@ -141,8 +164,8 @@ TEST(RpcCall, HandlerTakingRequestFirstLearnsTheRpcNameAndProvider) {
   EXPECT_EQ(whoami.on(sc.endpoint).with(3)(8), "whoami/3/8/valid");
 }
 
-TEST(RpcCall, ManyAsyncCallsFromOneUltAreMatchedToTheirResults) {
-  ServerAndClient sc;
+TEST_P(RpcCall, ManyAsyncCallsFromOneUltAreMatchedToTheirResults) {
+  ServerAndClient sc{transport()};
   sc.server.define("square", [](int64_t x) { return x * x; });
   auto square = sc.client.rpc<int64_t(int64_t)>("square");
   constexpr int kCalls = 64;
@@ -158,8 +181,8 @@ TEST(RpcCall, ManyAsyncCallsFromOneUltAreMatchedToTheirResults) {
   for (int i = 0; i < kCalls; ++i) EXPECT_EQ(results[i], int64_t{i} * i) << i;
 }
 
-TEST(RpcCall, ManyAsyncCallsFromTheMainThreadAreMatchedToTheirResults) {
-  ServerAndClient sc;
+TEST_P(RpcCall, ManyAsyncCallsFromTheMainThreadAreMatchedToTheirResults) {
+  ServerAndClient sc{transport()};
   sc.server.define("echo", [](const std::string& s) { return s; });
   auto echo = sc.client.rpc<std::string(std::string)>("echo");
   std::vector<Pending<std::string>> pending;
@@ -167,8 +190,8 @@ TEST(RpcCall, ManyAsyncCallsFromTheMainThreadAreMatchedToTheirResults) {
   for (int i = 0; i < 64; ++i) EXPECT_EQ(pending[i].wait(), std::to_string(i));
 }
 
-TEST(RpcCall, DroppedPendingDoesNotDisturbLaterCalls) {
-  ServerAndClient sc;
+TEST_P(RpcCall, DroppedPendingDoesNotDisturbLaterCalls) {
+  ServerAndClient sc{transport()};
   sc.server.define("square", [](int64_t x) { return x * x; });
   sc.server.define("sleep_ms", [](int ms) {
     thread::this_ult::sleep_for(std::chrono::milliseconds(ms));
@@ -187,23 +210,20 @@ TEST(RpcCall, DroppedPendingDoesNotDisturbLaterCalls) {
   EXPECT_EQ(square.on(sc.endpoint)(3), 9);
 }
 
-TEST(RpcCall, SlowHandlerTimesOutWithTimeoutError) {
-  ServerAndClient sc;
-  sc.server.define("sleep_ms", [](int ms) {
-    thread::this_ult::sleep_for(std::chrono::milliseconds(ms));
-    return ms;
-  });
+TEST_P(RpcCall, SlowHandlerTimesOutWithTimeoutError) {
+  SleepyServer sleepy{EngineOptions{.address = loopback()}};
+  ServerAndClient& sc = sleepy.sc;
   auto sleep_ms = sc.client.rpc<int(int)>("sleep_ms");
   try {
-    sleep_ms.on(sc.endpoint).timeout(50ms)(2000);
+    sleep_ms.on(sc.endpoint).timeout(50ms)(10000);
     FAIL() << "expected TimeoutError";
   } catch (const TimeoutError& e) {
     EXPECT_NE(std::string(e.what()).find("sleep_ms"), std::string::npos) << e.what();
   }
 }
 
-TEST(RpcCall, CallsAfterATimeoutStillWorkAndTheLateResponseIsDropped) {
-  ServerAndClient sc;
+TEST_P(RpcCall, CallsAfterATimeoutStillWorkAndTheLateResponseIsDropped) {
+  ServerAndClient sc{transport()};
   std::atomic<bool> slow_one_answered{false};
   sc.server.define("sleep_ms", [&slow_one_answered](int ms) {
     thread::this_ult::sleep_for(std::chrono::milliseconds(ms));
@@ -221,29 +241,23 @@ TEST(RpcCall, CallsAfterATimeoutStillWorkAndTheLateResponseIsDropped) {
   EXPECT_EQ(sleep_ms.on(sc.endpoint).timeout(10s)(2), 2);
 }
 
-TEST(RpcCall, TimeoutOnAsyncCallIsReportedByWait) {
-  ServerAndClient sc;
-  sc.server.define("sleep_ms", [](int ms) {
-    thread::this_ult::sleep_for(std::chrono::milliseconds(ms));
-    return ms;
-  });
-  auto pending = sc.client.rpc<int(int)>("sleep_ms").on(sc.endpoint).timeout(20ms).async(1000);
+TEST_P(RpcCall, TimeoutOnAsyncCallIsReportedByWait) {
+  SleepyServer sleepy{EngineOptions{.address = loopback()}};
+  ServerAndClient& sc = sleepy.sc;
+  auto pending = sc.client.rpc<int(int)>("sleep_ms").on(sc.endpoint).timeout(20ms).async(10000);
   EXPECT_THROW(pending.wait(), TimeoutError);
 }
 
-TEST(RpcCall, TimeoutFromInsideAUltIsReported) {
-  ServerAndClient sc;
-  sc.server.define("sleep_ms", [](int ms) {
-    thread::this_ult::sleep_for(std::chrono::milliseconds(ms));
-    return ms;
-  });
+TEST_P(RpcCall, TimeoutFromInsideAUltIsReported) {
+  SleepyServer sleepy{EngineOptions{.address = loopback()}};
+  ServerAndClient& sc = sleepy.sc;
   auto sleep_ms = sc.client.rpc<int(int)>("sleep_ms");
   bool timed_out = false;
   int later = -1;
   sc.client.rpc_pool()
       .spawn([&] {
         try {
-          sleep_ms.on(sc.endpoint).timeout(20ms)(1000);
+          sleep_ms.on(sc.endpoint).timeout(20ms)(10000);
         } catch (const TimeoutError&) {
           timed_out = true;
         }
@@ -254,19 +268,16 @@ TEST(RpcCall, TimeoutFromInsideAUltIsReported) {
   EXPECT_EQ(later, 3);
 }
 
-TEST(RpcCall, TimeoutAgainstAServerOnItsOwnThreadIsReported) {
-  ServerAndClient sc{server_on_own_thread()};
-  sc.server.define("sleep_ms", [](int ms) {
-    thread::this_ult::sleep_for(std::chrono::milliseconds(ms));
-    return ms;
-  });
+TEST_P(RpcCall, TimeoutAgainstAServerOnItsOwnThreadIsReported) {
+  SleepyServer sleepy{server_on_own_thread(loopback())};
+  ServerAndClient& sc = sleepy.sc;
   auto sleep_ms = sc.client.rpc<int(int)>("sleep_ms");
-  EXPECT_THROW(sleep_ms.on(sc.endpoint).timeout(20ms)(1000), TimeoutError);
+  EXPECT_THROW(sleep_ms.on(sc.endpoint).timeout(20ms)(10000), TimeoutError);
   EXPECT_EQ(sleep_ms.on(sc.endpoint).timeout(20s)(2), 2);
 }
 
-TEST(RpcCall, OneWayNotifyRunsTheHandler) {
-  ServerAndClient sc;
+TEST_P(RpcCall, OneWayNotifyRunsTheHandler) {
+  ServerAndClient sc{transport()};
   std::atomic<int> total{0};
   sc.server.define("add", [&total](int n) { total += n; });
   sc.server.define("total", [&total] { return total.load(); });
@@ -278,8 +289,8 @@ TEST(RpcCall, OneWayNotifyRunsTheHandler) {
   EXPECT_TRUE(eventually([&] { return get_total.on(sc.endpoint)() == 12; }));
 }
 
-TEST(RpcCall, OneWayNotifyToAFailingHandlerDoesNotDisturbTheServer) {
-  ServerAndClient sc;
+TEST_P(RpcCall, OneWayNotifyToAFailingHandlerDoesNotDisturbTheServer) {
+  ServerAndClient sc{transport()};
   sc.server.define("fail", [](int) { throw std::runtime_error("one-way failure"); });
   sc.server.define("sum", [](int a, int b) { return a + b; });
   sc.client.rpc<void(int)>("fail").on(sc.endpoint).notify(1);
@@ -287,8 +298,8 @@ TEST(RpcCall, OneWayNotifyToAFailingHandlerDoesNotDisturbTheServer) {
   EXPECT_EQ(sc.client.rpc<int(int, int)>("sum").on(sc.endpoint)(2, 3), 5);
 }
 
-TEST(RpcCall, HandlerExceptionReachesCallerAsRemoteError) {
-  ServerAndClient sc;
+TEST_P(RpcCall, HandlerExceptionReachesCallerAsRemoteError) {
+  ServerAndClient sc{transport()};
   sc.server.define("fail", [](const std::string& why) -> int { throw std::runtime_error(why); });
   auto fail = sc.client.rpc<int(std::string)>("fail");
   try {
@@ -302,14 +313,14 @@ TEST(RpcCall, HandlerExceptionReachesCallerAsRemoteError) {
   }
 }
 
-TEST(RpcCall, HandlerThrowingANonStandardExceptionIsStillAnError) {
-  ServerAndClient sc;
+TEST_P(RpcCall, HandlerThrowingANonStandardExceptionIsStillAnError) {
+  ServerAndClient sc{transport()};
   sc.server.define("weird", []() -> int { throw 42; });
   EXPECT_THROW(sc.client.rpc<int()>("weird").on(sc.endpoint)(), RemoteError);
 }
 
-TEST(RpcCall, UnknownRpcNameIsARemoteErrorNamingTheRpc) {
-  ServerAndClient sc;
+TEST_P(RpcCall, UnknownRpcNameIsARemoteErrorNamingTheRpc) {
+  ServerAndClient sc{transport()};
   try {
     sc.client.rpc<int(int)>("does_not_exist").on(sc.endpoint)(1);
     FAIL() << "expected RemoteError";
@@ -320,8 +331,8 @@ TEST(RpcCall, UnknownRpcNameIsARemoteErrorNamingTheRpc) {
   }
 }
 
-TEST(RpcCall, UnknownProviderIdIsARemoteErrorNamingTheProvider) {
-  ServerAndClient sc;
+TEST_P(RpcCall, UnknownProviderIdIsARemoteErrorNamingTheProvider) {
+  ServerAndClient sc{transport()};
   sc.server.define("sum", [](int a, int b) { return a + b; });
   try {
     sc.client.rpc<int(int, int)>("sum").on(sc.endpoint).with(7)(1, 2);
@@ -333,8 +344,8 @@ TEST(RpcCall, UnknownProviderIdIsARemoteErrorNamingTheProvider) {
   }
 }
 
-TEST(RpcCall, ArgumentsOfTheWrongTypeAreARemoteErrorNotACrash) {
-  ServerAndClient sc;
+TEST_P(RpcCall, ArgumentsOfTheWrongTypeAreARemoteErrorNotACrash) {
+  ServerAndClient sc{transport()};
   sc.server.define("sum", [](int a, int b) { return a + b; });
   try {
     sc.client.rpc<int(std::string)>("sum").on(sc.endpoint)("not two ints at all");
@@ -345,8 +356,8 @@ TEST(RpcCall, ArgumentsOfTheWrongTypeAreARemoteErrorNotACrash) {
   EXPECT_EQ(sc.client.rpc<int(int, int)>("sum").on(sc.endpoint)(4, 5), 9);
 }
 
-TEST(RpcCall, DeregisteredRpcIsRefused) {
-  ServerAndClient sc;
+TEST_P(RpcCall, DeregisteredRpcIsRefused) {
+  ServerAndClient sc{transport()};
   sc.server.define("sum", [](int a, int b) { return a + b; });
   auto sum = sc.client.rpc<int(int, int)>("sum");
   EXPECT_EQ(sum.on(sc.endpoint)(1, 1), 2);
@@ -354,21 +365,21 @@ TEST(RpcCall, DeregisteredRpcIsRefused) {
   EXPECT_THROW(sum.on(sc.endpoint)(1, 1), RemoteError);
 }
 
-TEST(RpcCall, DefiningTheSameNameAndProviderTwiceThrows) {
-  Engine engine{"tcp://127.0.0.1:0"};
+TEST_P(RpcCall, DefiningTheSameNameAndProviderTwiceThrows) {
+  Engine engine{loopback()};
   engine.define("sum", [](int a, int b) { return a + b; });
   EXPECT_THROW(engine.define("sum", [](int a, int b) { return a - b; }), Error);
   EXPECT_NO_THROW(engine.define("sum", [](int a, int b) { return a - b; }, {.provider_id = 1}));
 }
 
-TEST(RpcCall, CallToAnUnreachableAddressFailsWithNetworkError) {
-  // Bind a port and close it so that nothing listens there.
+TEST_P(RpcCall, CallToAnUnreachableAddressFailsWithNetworkError) {
+  // Listen, then stop, so that nothing listens at that address any more.
   std::string address;
   {
-    Engine gone{"tcp://127.0.0.1:0"};
+    Engine gone{loopback()};
     address = gone.address();
   }
-  Engine client{EngineOptions{.address = "tcp", .transport = {.connect_timeout = 2000ms}}};
+  Engine client{EngineOptions{.address = transport(), .transport = {.connect_timeout = 2000ms}}};
   auto sum = client.rpc<int(int, int)>("sum");
   try {
     sum.on(client.lookup(address)).timeout(10s)(1, 2);
@@ -378,11 +389,13 @@ TEST(RpcCall, CallToAnUnreachableAddressFailsWithNetworkError) {
   }
 }
 
-TEST(RpcCall, LookupOfAMalformedAddressThrowsNetworkError) {
-  Engine client{"tcp"};
-  EXPECT_THROW(client.lookup("tcp://"), NetworkError);
+TEST_P(RpcCall, LookupOfAMalformedAddressThrowsNetworkError) {
+  Engine client{transport()};
+  EXPECT_THROW(client.lookup(transport() + "://"), NetworkError);
   EXPECT_THROW(client.lookup("nonsense"), Error);
 }
+
+DANGO_INSTANTIATE_OVER_TRANSPORTS(RpcCall);
 
 }  // namespace
 }  // namespace dango::rpc

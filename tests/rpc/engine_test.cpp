@@ -1,5 +1,6 @@
 // The Engine itself: addresses and lookup, where handlers run (pools and execution streams), the
-// in-process path (engine.self()), and options read from JSON.
+// in-process path (engine.self()), and options read from JSON. What does not depend on the
+// transport runs over every transport in the binary.
 
 #include <gtest/gtest.h>
 
@@ -10,6 +11,7 @@
 #include <thread>
 
 #include "dango/dango.hpp"
+#include "over_transports.hpp"
 #include "rpc_test_util.hpp"
 
 namespace dango::rpc {
@@ -42,7 +44,24 @@ struct Counted {
   }
 };
 
+class RpcEngine : public OverTransports {};
+
 // ---- addresses ---------------------------------------------------------------------------
+
+TEST_P(RpcEngine, ListeningOnTheLoopbackAddressReportsTheConcreteAddress) {
+  Engine engine{loopback()};
+  const std::string& address = engine.address();
+  // Of the transport asked for, with a location that names this engine (a port chosen for
+  // "tcp://127.0.0.1:0", a name for an unnamed "sm://"), not the wildcard it was given.
+  EXPECT_EQ(address.rfind(transport() + "://", 0), 0u) << address;
+  EXPECT_FALSE(net::split_address(address).second.empty()) << address;
+  EXPECT_NE(address, loopback());
+  EXPECT_EQ(engine.addresses(), std::vector<std::string>{address});
+  // And it is an address a client reaches the engine at.
+  engine.define("ping", [] { return 1; });
+  Engine client{transport()};
+  EXPECT_EQ(client.rpc<int()>("ping").on(client.lookup(address))(), 1);
+}
 
 TEST(RpcEngine, ListeningOnPortZeroReportsTheChosenPort) {
   Engine engine{"tcp://127.0.0.1:0"};
@@ -52,24 +71,25 @@ TEST(RpcEngine, ListeningOnPortZeroReportsTheChosenPort) {
   EXPECT_GT(std::stoi(address.substr(address.rfind(':') + 1)), 0);
 }
 
-TEST(RpcEngine, ClientOnlyEngineReportsItsScheme) {
-  Engine engine{"tcp"};
-  EXPECT_EQ(engine.address(), "tcp");
+TEST_P(RpcEngine, ClientOnlyEngineReportsItsScheme) {
+  Engine engine{transport()};
+  EXPECT_EQ(engine.address(), transport());
+  EXPECT_TRUE(engine.addresses().empty());
 }
 
-TEST(RpcEngine, TwoServersGetDifferentPorts) {
-  Engine a{"tcp://127.0.0.1:0"};
-  Engine b{"tcp://127.0.0.1:0"};
+TEST_P(RpcEngine, TwoServersGetDifferentAddresses) {
+  Engine a{loopback()};
+  Engine b{loopback()};
   EXPECT_NE(a.address(), b.address());
 }
 
-TEST(RpcEngine, LookupOfOwnAddressOrSelfGivesTheInProcessEndpoint) {
-  Engine engine{"tcp://127.0.0.1:0"};
+TEST_P(RpcEngine, LookupOfOwnAddressOrSelfGivesTheInProcessEndpoint) {
+  Engine engine{loopback()};
   EXPECT_TRUE(engine.self().is_self());
   EXPECT_TRUE(engine.lookup("self").is_self());
   EXPECT_TRUE(engine.lookup(engine.address()).is_self());
   EXPECT_EQ(engine.self().address(), engine.address());
-  Engine other{"tcp://127.0.0.1:0"};
+  Engine other{loopback()};
   Endpoint ep = engine.lookup(other.address());
   EXPECT_FALSE(ep.is_self());
   EXPECT_TRUE(ep.valid());
@@ -81,11 +101,16 @@ TEST(RpcEngine, ListeningOnATakenPortThrowsNetworkError) {
   EXPECT_THROW(Engine second{first.address()}, NetworkError);
 }
 
+TEST_P(RpcEngine, TwoAddressesOfOneTransportAreAConfigError) {
+  EXPECT_THROW((Engine{EngineOptions{.address = loopback(), .extra_addresses = {loopback()}}}),
+               ConfigError);
+}
+
 // ---- pools -------------------------------------------------------------------------------
 
-TEST(RpcEngine, HandlersRunAsUltsInTheConfiguredRpcPool) {
+TEST_P(RpcEngine, HandlersRunAsUltsInTheConfiguredRpcPool) {
   ServerAndClient sc{
-      EngineOptions{.address = "tcp://127.0.0.1:0",
+      EngineOptions{.address = loopback(),
                     .threads = {.pools = {{.name = "handlers"}},
                                 .xstreams = {{.name = "handler_stream", .pools = {"handlers"}}},
                                 .rpc_pool = "handlers"}}};
@@ -100,9 +125,9 @@ TEST(RpcEngine, HandlersRunAsUltsInTheConfiguredRpcPool) {
   EXPECT_FALSE(on_main_thread.load()) << "the handler ran on the caller's thread";
 }
 
-TEST(RpcEngine, DefineOptionsPoolOverridesTheRpcPool) {
+TEST_P(RpcEngine, DefineOptionsPoolOverridesTheRpcPool) {
   ServerAndClient sc{EngineOptions{
-      .address = "tcp://127.0.0.1:0",
+      .address = loopback(),
       .threads = {.pools = {{.name = "a"}, {.name = "b"}},
                   .xstreams = {{.name = "xa", .pools = {"a"}}, {.name = "xb", .pools = {"b"}}},
                   .rpc_pool = "a"}}};
@@ -113,25 +138,25 @@ TEST(RpcEngine, DefineOptionsPoolOverridesTheRpcPool) {
   EXPECT_EQ(sc.client.rpc<std::string()>("in_b").on(sc.endpoint)(), "b");
 }
 
-TEST(RpcEngine, ProgressRunsInTheConfiguredProgressPool) {
-  Engine engine{EngineOptions{.address = "tcp://127.0.0.1:0",
+TEST_P(RpcEngine, ProgressRunsInTheConfiguredProgressPool) {
+  Engine engine{EngineOptions{.address = loopback(),
                               .threads = {.pools = {{.name = "progress"}},
                                           .xstreams = {{.name = "px", .pools = {"progress"}}},
                                           .progress_pool = "progress"}}};
   EXPECT_EQ(engine.progress_pool().name(), "progress");
   EXPECT_EQ(engine.rpc_pool().name(), thread::kPrimary);
-  Engine client{"tcp"};
+  Engine client{transport()};
   engine.define("sum", [](int a, int b) { return a + b; });
   EXPECT_EQ(client.rpc<int(int, int)>("sum").on(client.lookup(engine.address()))(20, 22), 42);
 }
 
-TEST(RpcEngine, EngineCanShareAnExistingRuntime) {
+TEST_P(RpcEngine, EngineCanShareAnExistingRuntime) {
   thread::Runtime runtime{{.pools = {{.name = "rpc"}},
                            .xstreams = {{.name = "rx", .pools = {"rpc"}}},
                            .rpc_pool = "rpc"}};
   {
-    Engine server{EngineOptions{.address = "tcp://127.0.0.1:0"}, runtime};
-    Engine client{EngineOptions{.address = "tcp"}, runtime};
+    Engine server{EngineOptions{.address = loopback()}, runtime};
+    Engine client{EngineOptions{.address = transport()}, runtime};
     EXPECT_EQ(&server.runtime(), &runtime);
     server.define("pool", [] { return std::string(thread::current_pool().name()); });
     EXPECT_EQ(client.rpc<std::string()>("pool").on(client.lookup(server.address()))(), "rpc");
@@ -141,6 +166,8 @@ TEST(RpcEngine, EngineCanShareAnExistingRuntime) {
   runtime.pool("rpc").spawn([&] { ran = 1; }).join();
   EXPECT_EQ(ran, 1);
 }
+
+DANGO_INSTANTIATE_OVER_TRANSPORTS(RpcEngine);
 
 // ---- in-process path -----------------------------------------------------------------------
 
@@ -291,12 +318,6 @@ TEST(RpcEngineOptions, TransportGivenAsAListListensOnEachAddress) {
   }
   EXPECT_THROW(EngineOptions::from_json(nlohmann::json::parse(R"({"transport": ["tcp", 3]})")),
                ConfigError);
-}
-
-TEST(RpcEngine, TwoAddressesOfOneTransportAreAConfigError) {
-  EXPECT_THROW(
-      (Engine{EngineOptions{.address = "tcp://127.0.0.1:0", .extra_addresses = {"tcp://127.0.0.1:0"}}}),
-      ConfigError);
 }
 
 TEST(RpcEngineOptions, FromJsonOfAnEmptyObjectGivesTheDefaults) {

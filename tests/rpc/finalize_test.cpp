@@ -1,6 +1,7 @@
 // Finalizing engines: pending calls fail with a clear error instead of hanging, finalize is
 // idempotent, callbacks run last-registered first, finalize from a handler releases
-// wait_for_finalize(), and a server that finalizes or dies fails its callers' calls.
+// wait_for_finalize(), and a server that finalizes or dies fails its callers' calls; over every
+// transport in the binary.
 
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -11,12 +12,15 @@
 #include <vector>
 
 #include "dango/dango.hpp"
+#include "over_transports.hpp"
 #include "rpc_test_util.hpp"
 
 namespace dango::rpc {
 namespace {
 
 using namespace testing;
+
+class RpcFinalize : public OverTransports {};
 
 void define_sleep(Engine& engine) {
   engine.define("sleep_ms", [](int ms) {
@@ -25,8 +29,8 @@ void define_sleep(Engine& engine) {
   });
 }
 
-TEST(RpcFinalize, FinalizeIsIdempotent) {
-  Engine engine{"tcp://127.0.0.1:0"};
+TEST_P(RpcFinalize, FinalizeIsIdempotent) {
+  Engine engine{loopback()};
   EXPECT_FALSE(engine.finalized());
   engine.finalize();
   EXPECT_TRUE(engine.finalized());
@@ -35,10 +39,10 @@ TEST(RpcFinalize, FinalizeIsIdempotent) {
   EXPECT_TRUE(engine.finalized());
 }  // and the destructor finalizes once more
 
-TEST(RpcFinalize, CallbacksRunInReverseOrderOfRegistration) {
+TEST_P(RpcFinalize, CallbacksRunInReverseOrderOfRegistration) {
   std::vector<int> order;
   {
-    Engine engine{"tcp://127.0.0.1:0"};
+    Engine engine{loopback()};
     for (int i = 1; i <= 4; ++i) engine.on_finalize([&order, i] { order.push_back(i); });
     engine.finalize();
     EXPECT_EQ(order, (std::vector<int>{4, 3, 2, 1}));
@@ -47,9 +51,9 @@ TEST(RpcFinalize, CallbacksRunInReverseOrderOfRegistration) {
   EXPECT_EQ(order, (std::vector<int>{4, 3, 2, 1})) << "callbacks ran more than once";
 }
 
-TEST(RpcFinalize, ThrowingCallbackDoesNotStopTheOthers) {
+TEST_P(RpcFinalize, ThrowingCallbackDoesNotStopTheOthers) {
   std::vector<int> order;
-  Engine engine{"tcp://127.0.0.1:0"};
+  Engine engine{loopback()};
   engine.on_finalize([&order] { order.push_back(1); });
   engine.on_finalize([] { throw std::runtime_error("callback failure"); });
   engine.on_finalize([&order] { order.push_back(3); });
@@ -57,17 +61,17 @@ TEST(RpcFinalize, ThrowingCallbackDoesNotStopTheOthers) {
   EXPECT_EQ(order, (std::vector<int>{3, 1}));
 }
 
-TEST(RpcFinalize, DestructorRunsTheCallbacks) {
+TEST_P(RpcFinalize, DestructorRunsTheCallbacks) {
   int ran = 0;
   {
-    Engine engine{"tcp"};
+    Engine engine{transport()};
     engine.on_finalize([&ran] { ++ran; });
   }
   EXPECT_EQ(ran, 1);
 }
 
-TEST(RpcFinalize, CallFromAFinalizedEngineFailsWithShutdownError) {
-  ServerAndClient sc;
+TEST_P(RpcFinalize, CallFromAFinalizedEngineFailsWithShutdownError) {
+  ServerAndClient sc{transport()};
   sc.server.define("sum", [](int a, int b) { return a + b; });
   auto sum = sc.client.rpc<int(int, int)>("sum");
   EXPECT_EQ(sum.on(sc.endpoint)(1, 2), 3);
@@ -84,8 +88,8 @@ TEST(RpcFinalize, CallFromAFinalizedEngineFailsWithShutdownError) {
   EXPECT_THROW(sum.on(sc.endpoint).notify(1, 2), ShutdownError);
 }
 
-TEST(RpcFinalize, PendingCallsFailWithShutdownErrorWhenTheCallerFinalizes) {
-  ServerAndClient sc;
+TEST_P(RpcFinalize, PendingCallsFailWithShutdownErrorWhenTheCallerFinalizes) {
+  ServerAndClient sc{transport()};
   define_sleep(sc.server);
   auto sleep_ms = sc.client.rpc<int(int)>("sleep_ms");
   {
@@ -104,8 +108,8 @@ TEST(RpcFinalize, PendingCallsFailWithShutdownErrorWhenTheCallerFinalizes) {
   sc.server.finalize();
 }
 
-TEST(RpcFinalize, FinalizeFromAHandlerReturnsTheThreadInWaitForFinalize) {
-  Engine server{"tcp://127.0.0.1:0"};
+TEST_P(RpcFinalize, FinalizeFromAHandlerReturnsTheThreadInWaitForFinalize) {
+  Engine server{loopback()};
   std::atomic<bool> callback_ran{false};
   server.on_finalize([&] { callback_ran = true; });
   server.define("shutdown", [](const Request& request) { request.engine().finalize(); });
@@ -114,7 +118,7 @@ TEST(RpcFinalize, FinalizeFromAHandlerReturnsTheThreadInWaitForFinalize) {
   std::string client_error;
   std::thread client_thread([&] {
     try {
-      Engine client{"tcp"};
+      Engine client{transport()};
       client.rpc<void()>("shutdown").on(client.lookup(address)).timeout(20s)();
       call_returned = true;
     } catch (const std::exception& e) {
@@ -128,8 +132,8 @@ TEST(RpcFinalize, FinalizeFromAHandlerReturnsTheThreadInWaitForFinalize) {
   EXPECT_TRUE(call_returned.load()) << client_error;
 }
 
-TEST(RpcFinalize, FinalizeFromAnotherThreadReleasesWaitForFinalize) {
-  Engine server{"tcp://127.0.0.1:0"};
+TEST_P(RpcFinalize, FinalizeFromAnotherThreadReleasesWaitForFinalize) {
+  Engine server{loopback()};
   std::thread other([&server] {
     std::this_thread::sleep_for(50ms);
     server.finalize();
@@ -139,15 +143,15 @@ TEST(RpcFinalize, FinalizeFromAnotherThreadReleasesWaitForFinalize) {
   other.join();
 }
 
-TEST(RpcFinalize, WaitForFinalizeAfterFinalizeReturnsAtOnce) {
-  Engine server{"tcp://127.0.0.1:0"};
+TEST_P(RpcFinalize, WaitForFinalizeAfterFinalizeReturnsAtOnce) {
+  Engine server{loopback()};
   server.finalize();
   server.wait_for_finalize();
   EXPECT_TRUE(server.finalized());
 }
 
-TEST(RpcFinalize, ShutdownRequestedByAHandlerBeforeWaitForFinalizeIsNotLost) {
-  ServerAndClient sc;
+TEST_P(RpcFinalize, ShutdownRequestedByAHandlerBeforeWaitForFinalizeIsNotLost) {
+  ServerAndClient sc{transport()};
   sc.server.define("shutdown", [](const Request& request) { request.engine().finalize(); });
   sc.server.define("sum", [](int a, int b) { return a + b; });
   sc.client.rpc<void()>("shutdown").on(sc.endpoint)();
@@ -163,8 +167,8 @@ TEST(RpcFinalize, ShutdownRequestedByAHandlerBeforeWaitForFinalizeIsNotLost) {
   EXPECT_TRUE(sc.server.finalized());
 }
 
-TEST(RpcFinalize, FinalizeRequestedBeforeWaitForFinalizeDoesNotBlockIt) {
-  Engine server{"tcp://127.0.0.1:0"};
+TEST_P(RpcFinalize, FinalizeRequestedBeforeWaitForFinalizeDoesNotBlockIt) {
+  Engine server{loopback()};
   server.define("shutdown", [](const Request& request) { request.engine().finalize(); });
   // A self call runs the handler on this thread, inside no ULT: finalize() then finalizes.
   server.rpc<void()>("shutdown").on(server.self())();
@@ -187,10 +191,10 @@ bool is_network_or_remote_error(const std::exception_ptr& error, std::string& wh
   }
 }
 
-TEST(RpcFinalize, CallAfterTheServerFinalizedFailsWithoutHanging) {
-  Engine server{"tcp://127.0.0.1:0"};
+TEST_P(RpcFinalize, CallAfterTheServerFinalizedFailsWithoutHanging) {
+  Engine server{loopback()};
   server.define("sum", [](int a, int b) { return a + b; });
-  Engine client{EngineOptions{.address = "tcp", .transport = {.connect_timeout = 3000ms}}};
+  Engine client{EngineOptions{.address = transport(), .transport = {.connect_timeout = 3000ms}}};
   Endpoint ep = client.lookup(server.address());
   auto sum = client.rpc<int(int, int)>("sum");
   EXPECT_EQ(sum.on(ep)(1, 2), 3);  // connected before the finalize
@@ -208,7 +212,7 @@ TEST(RpcFinalize, CallAfterTheServerFinalizedFailsWithoutHanging) {
     EXPECT_TRUE(is_network_or_remote_error(error, what)) << what;
   }
   // A client that never connected fails as well.
-  Engine fresh{EngineOptions{.address = "tcp", .transport = {.connect_timeout = 3000ms}}};
+  Engine fresh{EngineOptions{.address = transport(), .transport = {.connect_timeout = 3000ms}}};
   std::exception_ptr error;
   try {
     fresh.rpc<int(int, int)>("sum").on(fresh.lookup(server.address())).timeout(20s)(1, 2);
@@ -220,11 +224,11 @@ TEST(RpcFinalize, CallAfterTheServerFinalizedFailsWithoutHanging) {
   EXPECT_TRUE(is_network_or_remote_error(error, what)) << what;
 }
 
-TEST(RpcFinalize, ServerKilledWhileACallIsPendingGivesNetworkError) {
+TEST_P(RpcFinalize, ServerKilledWhileACallIsPendingGivesNetworkError) {
   TempDir dir;
-  TestServer server(dir.path());
+  TestServer server(dir.path(), loopback());
   ASSERT_FALSE(server.address.empty());
-  Engine client{"tcp"};
+  Engine client{transport()};
   Endpoint ep = client.lookup(server.address);
   auto sleep_ms = client.rpc<uint32_t(uint32_t)>("sleep_ms");
   EXPECT_EQ(sleep_ms.on(ep)(1), 1u);
@@ -242,6 +246,8 @@ TEST(RpcFinalize, ServerKilledWhileACallIsPendingGivesNetworkError) {
   // Later calls to the dead server fail too, without hanging.
   EXPECT_THROW(sleep_ms.on(ep).timeout(20s)(1), NetworkError);
 }
+
+DANGO_INSTANTIATE_OVER_TRANSPORTS(RpcFinalize);
 
 }  // namespace
 }  // namespace dango::rpc

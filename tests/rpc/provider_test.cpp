@@ -1,5 +1,6 @@
 // Providers: RPCs defined from member functions, several providers of the same RPC names in one
-// process told apart by their ids, their pools, and their RPCs refused once they are destroyed.
+// process told apart by their ids, their pools, and their RPCs refused once they are destroyed;
+// over every transport in the binary.
 
 #include <gtest/gtest.h>
 
@@ -10,6 +11,7 @@
 #include <string>
 
 #include "dango/dango.hpp"
+#include "over_transports.hpp"
 #include "rpc_test_util.hpp"
 
 namespace dango::rpc {
@@ -43,6 +45,8 @@ class Store : public Provider {
   std::map<std::string, std::string> data_;
 };
 
+class RpcProvider : public OverTransports {};
+
 struct StoreClient {
   StoreClient(Engine& engine, Endpoint ep, ProviderId id)
       : put(engine.rpc<void(std::string, std::string)>("put")),
@@ -57,8 +61,8 @@ struct StoreClient {
   ProviderId id;
 };
 
-TEST(RpcProvider, MemberFunctionsServeRpcs) {
-  ServerAndClient sc;
+TEST_P(RpcProvider, MemberFunctionsServeRpcs) {
+  ServerAndClient sc{transport()};
   Store store(sc.server, 1, "one");
   EXPECT_EQ(store.provider_id(), 1);
   StoreClient c(sc.client, sc.endpoint, 1);
@@ -69,8 +73,8 @@ TEST(RpcProvider, MemberFunctionsServeRpcs) {
   EXPECT_EQ(sc.client.rpc<std::string()>("served_by").on(c.ep).with(1)(), "served_by@1");
 }
 
-TEST(RpcProvider, TwoProvidersWithTheSameRpcNamesAreServedIndependently) {
-  ServerAndClient sc;
+TEST_P(RpcProvider, TwoProvidersWithTheSameRpcNamesAreServedIndependently) {
+  ServerAndClient sc{transport()};
   Store first(sc.server, 1, "first");
   Store second(sc.server, 2, "second");
   StoreClient c(sc.client, sc.endpoint, 0);
@@ -86,8 +90,8 @@ TEST(RpcProvider, TwoProvidersWithTheSameRpcNamesAreServedIndependently) {
   EXPECT_THROW(c.label.on(c.ep)(), RemoteError);
 }
 
-TEST(RpcProvider, DestroyedProvidersRpcsAreRefusedAndOthersStillServed) {
-  ServerAndClient sc;
+TEST_P(RpcProvider, DestroyedProvidersRpcsAreRefusedAndOthersStillServed) {
+  ServerAndClient sc{transport()};
   Store survivor(sc.server, 1, "survivor");
   auto doomed = std::make_unique<Store>(sc.server, 2, "doomed");
   StoreClient c(sc.client, sc.endpoint, 0);
@@ -107,8 +111,8 @@ TEST(RpcProvider, DestroyedProvidersRpcsAreRefusedAndOthersStillServed) {
   EXPECT_EQ(c.label.on(c.ep).with(2)(), "reborn");
 }
 
-TEST(RpcProvider, DestroyedProvidersRpcsAreRefusedOnTheInProcessPath) {
-  Engine engine{"tcp://127.0.0.1:0"};
+TEST_P(RpcProvider, DestroyedProvidersRpcsAreRefusedOnTheInProcessPath) {
+  Engine engine{loopback()};
   auto store = std::make_unique<Store>(engine, 4, "local");
   auto label = engine.rpc<std::string()>("label");
   EXPECT_EQ(label.on(engine.self()).with(4)(), "local");
@@ -116,17 +120,17 @@ TEST(RpcProvider, DestroyedProvidersRpcsAreRefusedOnTheInProcessPath) {
   EXPECT_THROW(label.on(engine.self()).with(4)(), RemoteError);
 }
 
-TEST(RpcProvider, TwoProvidersWithTheSameIdCannotCoexist) {
-  Engine engine{"tcp://127.0.0.1:0"};
+TEST_P(RpcProvider, TwoProvidersWithTheSameIdCannotCoexist) {
+  Engine engine{loopback()};
   Store first(engine, 3, "first");
   EXPECT_THROW(Store(engine, 3, "second"), Error);
   // The failed construction must not have removed the first provider's RPCs.
   EXPECT_EQ(engine.rpc<std::string()>("label").on(engine.self()).with(3)(), "first");
 }
 
-TEST(RpcProvider, HandlersRunInTheProvidersPool) {
+TEST_P(RpcProvider, HandlersRunInTheProvidersPool) {
   ServerAndClient sc{
-      EngineOptions{.address = "tcp://127.0.0.1:0",
+      EngineOptions{.address = loopback(),
                     .threads = {.pools = {{.name = "default_rpc"}, {.name = "store_pool"}},
                                 .xstreams = {{.name = "x0", .pools = {"default_rpc"}},
                                              {.name = "x1", .pools = {"store_pool"}}},
@@ -140,8 +144,8 @@ TEST(RpcProvider, HandlersRunInTheProvidersPool) {
   EXPECT_EQ(pool.on(sc.endpoint).with(2)(), "default_rpc");
 }
 
-TEST(RpcProvider, ProviderServesManyConcurrentCalls) {
-  ServerAndClient sc;
+TEST_P(RpcProvider, ProviderServesManyConcurrentCalls) {
+  ServerAndClient sc{transport()};
   Store store(sc.server, 1, "busy");
   auto put = sc.client.rpc<void(std::string, std::string)>("put");
   auto get = sc.client.rpc<std::optional<std::string>(std::string)>("get");
@@ -155,6 +159,8 @@ TEST(RpcProvider, ProviderServesManyConcurrentCalls) {
               std::optional<std::string>(std::to_string(i)));
   }
 }
+
+DANGO_INSTANTIATE_OVER_TRANSPORTS(RpcProvider);
 
 }  // namespace
 }  // namespace dango::rpc

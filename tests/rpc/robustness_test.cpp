@@ -110,7 +110,7 @@ std::optional<Reply> read_reply(RawSocket& socket) {
 }
 
 struct HostileFixture : ::testing::Test {
-  HostileFixture() : server(server_on_own_thread()) {
+  HostileFixture() : server(server_on_own_thread("tcp://127.0.0.1:0")) {
     server.define("sum", [](int32_t a, int32_t b) { return a + b; });
   }
   // A normal client still gets served.

@@ -18,6 +18,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -28,21 +29,26 @@ namespace dango::rpc::testing {
 
 using namespace std::chrono_literals;
 
-// A listening server engine and a client-only engine, both served by the calling thread
-// (several runtimes may share a primary thread: waiting on one runs the ULTs of all).
+// A listening server engine and a client-only engine of the same transport, both served by the
+// calling thread (several runtimes may share a primary thread: waiting on one runs the ULTs of
+// all). ServerAndClient{"sm"} listens on sm's loopback address.
 struct ServerAndClient {
-  explicit ServerAndClient(EngineOptions server_options = {.address = "tcp://127.0.0.1:0"})
+  explicit ServerAndClient(std::string_view scheme)
+      : ServerAndClient(EngineOptions{.address = net::loopback_address(scheme)}) {}
+  // The client uses the transport of `server_options.address`.
+  explicit ServerAndClient(EngineOptions server_options)
       : server(std::move(server_options)),
-        client("tcp"),
+        client(net::split_address(server.options().address).first),
         endpoint(client.lookup(server.address())) {}
   Engine server;
   Engine client;
   Endpoint endpoint;  // the server, as the client sees it
 };
 
-// Options for a server whose progress loop and handlers run on an execution stream of their own,
-// so that it keeps serving while the test's thread blocks (raw sockets, sleeps, other threads).
-inline EngineOptions server_on_own_thread(std::string address = "tcp://127.0.0.1:0") {
+// Options for a server listening on `address` whose progress loop and handlers run on an
+// execution stream of their own, so that it keeps serving while the test's thread blocks (raw
+// sockets, sleeps, other threads).
+inline EngineOptions server_on_own_thread(std::string address) {
   return EngineOptions{.address = std::move(address),
                        .threads = {.pools = {{.name = "server"}},
                                    .xstreams = {{.name = "server", .pools = {"server"}}},
@@ -149,15 +155,28 @@ class ChildProcess {
 // The test server program (tools/dango-test-server).
 inline std::string test_server_path() { return std::string(DANGO_BIN_DIR) + "/dango-test-server"; }
 
-// Starts dango-test-server with its address written into `dir`; returns once the address is
+// Starts dango-test-server listening on `listen_address` (a loopback address such as
+// net::loopback_address("tcp")) with its address written into `dir`; returns once the address is
 // known (or fails the test).
 struct TestServer {
-  explicit TestServer(const std::filesystem::path& dir, const std::string& name = "server")
+  TestServer(const std::filesystem::path& dir, const std::string& listen_address,
+             const std::string& name = "server")
       : address_file((dir / (name + ".address")).string()),
-        process(test_server_path(), {"--address-file", address_file}) {
-    const bool ready = eventually([&] { return std::filesystem::exists(address_file); }, 20000ms);
-    EXPECT_TRUE(ready) << "dango-test-server wrote no address to " << address_file;
-    if (ready) {
+        process(test_server_path(), {"--address", listen_address, "--address-file", address_file}) {
+    std::optional<int> exit_status;  // a server that cannot listen exits at once: fail early
+    const bool ready = eventually(
+        [&] {
+          if (std::filesystem::exists(address_file)) return true;
+          exit_status = process.wait_exit(0ms);
+          return exit_status.has_value();
+        },
+        20000ms);
+    if (exit_status) {
+      ADD_FAILURE() << "dango-test-server --address " << listen_address
+                    << " exited before it served (wait status " << *exit_status << ")";
+    } else if (!ready) {
+      ADD_FAILURE() << "dango-test-server wrote no address to " << address_file;
+    } else {
       std::ifstream in(address_file);
       std::getline(in, address);
     }

@@ -1,9 +1,11 @@
-// Real processes: the test fork/execs build/bin/dango-test-server, calls it over tcp (plain
-// values, strings, bulk transfers, errors), shuts it down by RPC, and drives it from several
-// client engines and client processes at once. Every server is killed and reaped by an RAII
-// guard, even when a test fails.
+// Real processes: the test fork/execs build/bin/dango-test-server listening on each transport of
+// the binary in turn, calls it over that transport (plain values, strings, bulk transfers,
+// errors), shuts it down by RPC, drives it from several client engines and client processes at
+// once, and kills a client process in the middle of a call. Every server is killed and reaped by
+// an RAII guard, even when a test fails.
 
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,6 +16,7 @@
 #include <vector>
 
 #include "dango/dango.hpp"
+#include "over_transports.hpp"
 #include "rpc_test_util.hpp"
 
 namespace dango::rpc {
@@ -21,7 +24,18 @@ namespace {
 
 using namespace testing;
 
-class RpcTwoProcess : public ::testing::Test {
+// Kills (SIGKILL) and reaps a forked process on scope exit unless `pid` was reset to -1.
+struct ChildProcessReaper {
+  pid_t pid;
+  ~ChildProcessReaper() {
+    if (pid > 0) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+  }
+};
+
+class RpcTwoProcess : public OverTransports {
  protected:
   void SetUp() override {
     if (::access(test_server_path().c_str(), X_OK) != 0) {
@@ -31,12 +45,14 @@ class RpcTwoProcess : public ::testing::Test {
   TempDir dir_;
 };
 
-TEST_F(RpcTwoProcess, ClientCallsSumEchoAndBulkThenShutsTheServerDown) {
-  TestServer server(dir_.path());
+TEST_P(RpcTwoProcess, ClientCallsSumEchoAndBulkThenShutsTheServerDown) {
+  TestServer server(dir_.path(), loopback());
   ASSERT_FALSE(server.address.empty());
-  EXPECT_EQ(server.address.rfind("tcp://127.0.0.1:", 0), 0u) << server.address;
+  // The concrete address the server listens on, of the transport asked for.
+  EXPECT_EQ(server.address.rfind(transport() + "://", 0), 0u) << server.address;
+  EXPECT_NE(server.address, loopback());
   {
-    Engine client{"tcp"};
+    Engine client{transport()};
     Endpoint ep = client.lookup(server.address);
     EXPECT_EQ(client.rpc<int32_t()>("pid").on(ep)(), server.process.pid());
     EXPECT_EQ(client.rpc<int64_t(int64_t, int64_t)>("sum").on(ep)(40, 2), 42);
@@ -64,7 +80,7 @@ TEST_F(RpcTwoProcess, ClientCallsSumEchoAndBulkThenShutsTheServerDown) {
     } catch (const RemoteError& e) {
       EXPECT_NE(std::string(e.what()).find("failure from the test"), std::string::npos);
     }
-    EXPECT_THROW(client.rpc<uint32_t(uint32_t)>("sleep_ms").on(ep).timeout(20ms)(2000),
+    EXPECT_THROW(client.rpc<uint32_t(uint32_t)>("sleep_ms").on(ep).timeout(20ms)(500),
                  TimeoutError);
     EXPECT_EQ(client.rpc<uint32_t(uint32_t)>("sleep_ms").on(ep)(1), 1u);
 
@@ -76,8 +92,8 @@ TEST_F(RpcTwoProcess, ClientCallsSumEchoAndBulkThenShutsTheServerDown) {
   EXPECT_EQ(WEXITSTATUS(*status), 0);
 }
 
-TEST_F(RpcTwoProcess, EightClientEnginesInThisProcessCallConcurrently) {
-  TestServer server(dir_.path());
+TEST_P(RpcTwoProcess, EightClientEnginesInThisProcessCallConcurrently) {
+  TestServer server(dir_.path(), loopback());
   ASSERT_FALSE(server.address.empty());
   constexpr int kClients = 8;
   constexpr int kCalls = 50;
@@ -87,7 +103,7 @@ TEST_F(RpcTwoProcess, EightClientEnginesInThisProcessCallConcurrently) {
   for (int c = 0; c < kClients; ++c) {
     threads.emplace_back([&, c] {
       try {
-        Engine client{"tcp"};  // each thread its own engine (and runtime)
+        Engine client{transport()};  // each thread its own engine (and runtime)
         Endpoint ep = client.lookup(server.address);
         auto sum = client.rpc<int64_t(int64_t, int64_t)>("sum");
         auto echo = client.rpc<std::string(std::string)>("echo");
@@ -113,8 +129,8 @@ TEST_F(RpcTwoProcess, EightClientEnginesInThisProcessCallConcurrently) {
   EXPECT_EQ(correct.load(), kClients * kCalls);
 }
 
-TEST_F(RpcTwoProcess, FourForkedClientProcessesCallConcurrently) {
-  TestServer server(dir_.path());
+TEST_P(RpcTwoProcess, FourForkedClientProcessesCallConcurrently) {
+  TestServer server(dir_.path(), loopback());
   ASSERT_FALSE(server.address.empty());
   // Each child builds its own engine after the fork (the parent's runtime threads do not exist
   // there) and reports through its exit code.
@@ -125,7 +141,7 @@ TEST_F(RpcTwoProcess, FourForkedClientProcessesCallConcurrently) {
     if (pid == 0) {
       int code = 0;
       try {
-        Engine client{"tcp"};
+        Engine client{transport()};
         Endpoint ep = client.lookup(server.address);
         auto sum = client.rpc<int64_t(int64_t, int64_t)>("sum");
         for (int i = 0; i < 100; ++i) {
@@ -157,13 +173,49 @@ TEST_F(RpcTwoProcess, FourForkedClientProcessesCallConcurrently) {
     EXPECT_EQ(WEXITSTATUS(status), 0) << "client process " << pid;
   }
   // The server survived them all.
-  Engine client{"tcp"};
+  Engine client{transport()};
   EXPECT_EQ(client.rpc<int64_t(int64_t, int64_t)>("sum").on(client.lookup(server.address))(1, 1),
             2);
 }
 
-TEST_F(RpcTwoProcess, ServerWritesItsAddressToStdoutWithoutAddressFile) {
+TEST_P(RpcTwoProcess, ClientProcessKilledWhileItsCallIsPendingLeavesTheServerServing) {
+  TestServer server(dir_.path(), loopback());
+  ASSERT_FALSE(server.address.empty());
+  // The child connects, leaves a slow call pending and dies by SIGKILL: no goodbye on any
+  // transport, and the server's reply goes to a process that no longer exists.
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    int code = 0;
+    try {
+      Engine client{transport()};
+      Endpoint ep = client.lookup(server.address);
+      if (client.rpc<int32_t()>("pid").on(ep).timeout(20s)() <= 0) code = 2;
+      auto pending = client.rpc<uint32_t(uint32_t)>("sleep_ms").on(ep).async(300);
+      std::this_thread::sleep_for(50ms);  // the request has left
+      ::kill(::getpid(), SIGKILL);
+    } catch (...) {
+      code = 3;
+    }
+    std::_Exit(code);
+  }
+  ChildProcessReaper reaper{child};
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  reaper.pid = -1;
+  ASSERT_TRUE(WIFSIGNALED(status)) << "the client process exited with status " << status;
+  Engine client{transport()};
+  Endpoint ep = client.lookup(server.address);
+  auto sum = client.rpc<int64_t(int64_t, int64_t)>("sum");
+  EXPECT_EQ(sum.on(ep).timeout(20s)(1, 2), 3);
+  // Outlasts the dead client's call, whose reply the server has then tried to send.
+  EXPECT_EQ(client.rpc<uint32_t(uint32_t)>("sleep_ms").on(ep).timeout(20s)(350), 350u);
+  EXPECT_EQ(sum.on(ep).timeout(20s)(3, 4), 7);
+}
+
+TEST_P(RpcTwoProcess, ServerWritesItsAddressToStdoutWithoutAddressFile) {
   // Run it with stdout into a pipe and read the first line.
+  const std::string address = loopback();
   int fds[2];
   ASSERT_EQ(::pipe(fds), 0);
   pid_t pid = ::fork();
@@ -173,25 +225,22 @@ TEST_F(RpcTwoProcess, ServerWritesItsAddressToStdoutWithoutAddressFile) {
     ::close(fds[0]);
     ::close(fds[1]);
     const std::string path = test_server_path();
-    ::execl(path.c_str(), path.c_str(), static_cast<char*>(nullptr));
+    ::execl(path.c_str(), path.c_str(), "--address", address.c_str(), static_cast<char*>(nullptr));
     std::_Exit(127);
   }
   ::close(fds[1]);
-  struct Reaper {
-    pid_t pid;
-    ~Reaper() {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, nullptr, 0);
-    }
-  } reaper{pid};
+  ChildProcessReaper reaper{pid};
   std::string line;
   char ch;
   while (::read(fds[0], &ch, 1) == 1 && ch != '\n') line += ch;
   ::close(fds[0]);
-  EXPECT_EQ(line.rfind("tcp://127.0.0.1:", 0), 0u) << line;
-  Engine client{"tcp"};
+  ASSERT_FALSE(line.empty()) << "dango-test-server --address " << address << " printed no address";
+  EXPECT_EQ(line.rfind(transport() + "://", 0), 0u) << line;
+  Engine client{transport()};
   EXPECT_EQ(client.rpc<std::string(std::string)>("echo").on(client.lookup(line))("x"), "x");
 }
+
+DANGO_INSTANTIATE_OVER_TRANSPORTS(RpcTwoProcess);
 
 }  // namespace
 }  // namespace dango::rpc
