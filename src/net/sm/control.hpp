@@ -55,6 +55,7 @@ static_assert(sizeof(HelloBody) == 48);
 struct ArenaBody {
   uint64_t arena_id = 0;
   uint64_t size = 0;
+  uint64_t access = 0;  // the owner's Access for the region: checked before each transfer
 };
 
 // One packet read from the socket.

@@ -131,7 +131,7 @@ void SmTransport::send_arena(Connection& c, uint64_t arena_id) {
     send_control(c.socket.get(), ControlType::kArenaGone, as_bytes_of(arena_id));
     return;
   }
-  ArenaBody body{arena_id, it->second->size()};
+  ArenaBody body{arena_id, it->second->size(), static_cast<uint64_t>(it->second->access())};
   if (send_control(c.socket.get(), ControlType::kArena, as_bytes_of(body),
                    it->second->arena_fd())) {
     regions_->arena_holders[arena_id].push_back(self);
@@ -141,9 +141,13 @@ void SmTransport::send_arena(Connection& c, uint64_t arena_id) {
 void SmTransport::map_arena(Connection& c, ControlPacket& packet) {
   ArenaBody body;
   std::memcpy(&body, packet.body.data(), sizeof body);
-  if (body.size == 0 || segment_size(packet.fd.get()) < static_cast<int64_t>(body.size)) return;
+  if (body.size == 0 || body.access < 1 || body.access > 3 ||
+      segment_size(packet.fd.get()) < static_cast<int64_t>(body.size)) {
+    return;
+  }
   try {
-    c.arenas[body.arena_id] = Mapping::map(packet.fd.get(), body.size, "peer arena");
+    c.arenas[body.arena_id] = {Mapping::map(packet.fd.get(), body.size, "peer arena"),
+                               static_cast<Access>(body.access)};
   } catch (const NetworkError& e) {
     sm_logger().warn("{}; transfers with that memory use cross-memory attach", e.what());
   }
@@ -263,8 +267,16 @@ bool SmTransport::step(BulkOp& op, const std::shared_ptr<BulkOp>& self) {
   bool copied = false;
   if (op.remote.arena_id != 0) {
     auto it = c->arenas.find(op.remote.arena_id);
-    if (it != c->arenas.end() && it->second.size() >= op.remote.size) {
-      status = copy_arena(op, it->second, length);
+    if (it != c->arenas.end() && it->second.mapping.size() >= op.remote.size) {
+      // The owner's rights, not the descriptor's: a forged descriptor gains nothing here.
+      const Access access = it->second.access;
+      if (op.kind == BulkKind::kGet ? !allows_read(access) : !allows_write(access)) {
+        op.done->complete({Status::Code::kInvalidArgument,
+                           "memory region at " + op.peer->address_ + " does not allow " +
+                               (op.kind == BulkKind::kGet ? "reads" : "writes")});
+        return true;
+      }
+      status = copy_arena(op, it->second.mapping, length);
       copied = true;
     } else if (c->arenas_asked.insert(op.remote.arena_id).second) {
       // Mapped once, for every later transfer; this one goes by the other paths meanwhile.

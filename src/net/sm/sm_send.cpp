@@ -67,6 +67,13 @@ Status SmTransport::send(const PeerRef& to, std::span<const std::span<const std:
     }
   }
   if (c == nullptr) {
+    // Entries of closed connections keep a mapping and a descriptor alive: drop them now.
+    for (auto& entry : t_cache) {
+      if (entry.connection &&
+          entry.connection->state.load(std::memory_order_relaxed) == Connection::State::kClosed) {
+        entry = {};
+      }
+    }
     std::shared_ptr<Connection> fresh;
     Status status = connection_for(*peer, fresh);
     if (!status.ok()) return status;

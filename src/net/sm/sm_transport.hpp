@@ -14,6 +14,12 @@
 // (control.hpp): wake-ups for a receiver that announced it sleeps, arena descriptors, and the
 // end of the connection when the other process exits or is killed (on_peer_lost).
 //
+// Checks: a get/put is checked against the descriptor (range, rights) before it starts, and
+// the descriptor must name the process the transfer goes to. process_vm_readv/writev run no
+// code of the owner, so, as with Mercury's shared-memory plugin, a forged descriptor is trusted
+// for ordinary memory; a mapped arena is checked against the owner's own size and rights, and
+// the fallback through the ring against the owner's registration (key, range, rights).
+//
 // Environment (read when a transport is created, see SmOptions::from_environment):
 //   DANGO_SM_DIR=<dir>          runtime directory (default /tmp/dango-sm-<uid>)
 //   DANGO_SM_RING_SIZE=<bytes>  bytes of each ring of a connection (default 1 MiB)
@@ -133,7 +139,11 @@ struct Connection {
   std::shared_ptr<SmPeer> peer;  // set at creation (connector) or on HELLO (acceptor)
   std::vector<std::byte> reassembly;
   size_t reassembly_total = 0;
-  std::unordered_map<uint64_t, Mapping> arenas;  // the other process's arenas mapped here
+  struct MappedArena {
+    Mapping mapping;
+    Access access = Access::kReadOnly;  // as registered by the owner
+  };
+  std::unordered_map<uint64_t, MappedArena> arenas;  // the other process's arenas mapped here
   std::unordered_set<uint64_t> arenas_asked;
   std::unordered_map<uint64_t, IncomingPut> incoming_puts;  // fallback puts by chunk id
 };
