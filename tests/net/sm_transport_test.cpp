@@ -346,6 +346,42 @@ TEST(SmTransport, CloseIsIdempotentRefusesLaterSendsAndRemovesItsFiles) {
   EXPECT_FALSE(std::filesystem::exists(dir.path() + "/closing.lock"));
 }
 
+TEST(SmTransport, SmallRingsAndABusyPollWindowWork) {
+  ScopedEnv ring("DANGO_SM_RING_SIZE", "65536");
+  ScopedEnv poll("DANGO_SM_BUSY_POLL_US", "2000");
+  auto s = server();
+  auto c = make_transport("sm");
+  Echo echo(*s);
+  Inbox inbox;
+  s->set_handler(&echo);
+  c->set_handler(&inbox);
+  auto peer = c->lookup(s->address());
+  std::string big = pattern(1 << 20, 3);  // sixty-four rings' worth
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(send_text(*c, peer, big).ok());
+  ASSERT_TRUE(drive({c.get(), s.get()}, [&] { return inbox.count() == 3; }));
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(inbox.message(static_cast<size_t>(i)).second == big);
+  std::thread sender([&] {
+    std::this_thread::sleep_for(1ms);
+    EXPECT_TRUE(send_text(*c, peer, "during the window").ok());
+  });
+  while (echo.echoed < 4) s->progress(10s);
+  sender.join();
+}
+
+TEST(SmTransport, MalformedSettingsAreRefusedNamingTheVariable) {
+  for (auto [name, value] : {std::pair{"DANGO_SM_RING_SIZE", "12345"},
+                             std::pair{"DANGO_SM_RING_SIZE", "1M"},
+                             std::pair{"DANGO_SM_BUSY_POLL_US", "-1"}}) {
+    ScopedEnv env(name, value);
+    try {
+      make_transport("sm");
+      ADD_FAILURE() << name << "=" << value << " accepted";
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(name), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(SmTransport, PeersOfOtherTransportsAreRejected) {
   auto a = make_transport("sm");
   auto b = make_transport("sm");

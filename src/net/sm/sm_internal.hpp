@@ -8,8 +8,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <span>
+#include <string>
 
 #include "dango/common/log.hpp"
 #include "net/sm/sm_transport.hpp"
@@ -60,6 +63,38 @@ void for_each_piece(std::span<const std::span<std::byte>> segments, size_t offse
     length -= n;
     offset = 0;
   }
+}
+
+inline std::string range_text(size_t offset, size_t size) {
+  return "[" + std::to_string(offset) + ", " + std::to_string(offset) + "+" + std::to_string(size) +
+         ")";
+}
+
+inline bool in_bounds(uint64_t offset, uint64_t size, uint64_t total) {
+  return offset <= total && size <= total - offset;
+}
+
+// Payload headers of the fallback records (sm_fallback.cpp).
+struct ChunkRequest {
+  uint64_t chunk_id;
+  uint64_t key;
+  uint64_t offset;
+  uint64_t size;
+};
+struct DataHeader {
+  uint64_t chunk_id;
+  uint64_t position;  // byte offset inside the chunk
+};
+struct DoneHeader {
+  uint64_t chunk_id;
+  uint8_t code;
+  uint8_t reserved[7];
+};
+inline constexpr size_t kMaxErrorText = 512;
+inline constexpr size_t kMaxIov = 1024;  // IOV_MAX
+
+inline std::span<const std::byte> as_bytes_of(const auto& value) {
+  return {reinterpret_cast<const std::byte*>(&value), sizeof value};
 }
 
 }  // namespace dango::net::sm

@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <random>
+#include <typeinfo>
 
 #include "dango/common/error.hpp"
 #include "dango/common/log.hpp"
@@ -172,8 +173,10 @@ void SmTransport::open_listener(std::string_view name_view) {
 }
 
 SmPeer* SmTransport::as_sm_peer(const PeerRef& peer) const {
-  auto* sm_peer = dynamic_cast<SmPeer*>(peer.get());
-  return sm_peer != nullptr && sm_peer->owner_ == this ? sm_peer : nullptr;
+  // SmPeer is final: comparing the type is enough, and cheaper than dynamic_cast on every send.
+  if (!peer || typeid(*peer) != typeid(SmPeer)) return nullptr;
+  auto* sm_peer = static_cast<SmPeer*>(peer.get());
+  return sm_peer->owner_ == this ? sm_peer : nullptr;
 }
 
 PeerRef SmTransport::lookup(std::string_view address) {

@@ -29,8 +29,9 @@
 //
 // Files: sm_transport.cpp (setup, peers, connections, handshake, close), sm_send.cpp (sending
 // and the overflow queues), sm_progress.cpp (the progress loop, waiting, record dispatch),
-// sm_bulk.cpp (regions, arenas, get/put). The progress thread alone reads rings and sockets and
-// closes connections; senders write rings from any thread.
+// sm_bulk.cpp (regions, arenas, get/put), sm_fallback.cpp (bulk copies through the ring). The
+// progress thread alone reads rings and sockets and closes connections; senders write rings
+// from any thread.
 
 #include <sys/types.h>
 
@@ -288,6 +289,7 @@ class SmTransport final : public Transport {
   bool step(BulkOp& op, const std::shared_ptr<BulkOp>& self);
   Status copy_arena(BulkOp& op, const Mapping& arena, size_t length);
   Status copy_cma(BulkOp& op, pid_t pid, size_t length);
+  // sm_fallback.cpp
   void start_fallback(const std::shared_ptr<BulkOp>& op, const std::shared_ptr<Connection>& c);
   bool serve_get_request(Connection& c, std::span<const std::byte> payload);
   bool accept_put_request(Connection& c, std::span<const std::byte> payload);
