@@ -69,7 +69,8 @@ int cma_source(const std::vector<std::string>& args) {
   const std::size_t size = std::stoull(args[0]);
   auto buffer = std::make_unique_for_overwrite<std::byte[]>(size);
   std::memset(buffer.get(), 0x5a, size);
-  std::printf("%llu\n", static_cast<unsigned long long>(reinterpret_cast<std::uintptr_t>(buffer.get())));
+  std::printf("%llu\n",
+              static_cast<unsigned long long>(reinterpret_cast<std::uintptr_t>(buffer.get())));
   std::fflush(stdout);
   for (;;) pause();
 }

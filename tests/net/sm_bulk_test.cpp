@@ -100,8 +100,7 @@ class SmBulk : public ::testing::Test {
   PeerRef peer_;
 };
 
-std::string path_and_size_name(
-    const ::testing::TestParamInfo<std::tuple<Path, size_t>>& info) {
+std::string path_and_size_name(const ::testing::TestParamInfo<std::tuple<Path, size_t>>& info) {
   static const char* const kNames[] = {"CrossMemoryAttach", "ThroughTheRing", "Arena"};
   return std::string(kNames[static_cast<int>(std::get<0>(info.param))]) + "_" +
          std::to_string(std::get<1>(info.param));
@@ -145,13 +144,13 @@ TEST_P(SmBulkPaths, GetAndPutMoveEveryByteAcrossSegmentsAndOffsets) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    PathsAndSizes, SmBulkPaths,
-    ::testing::Combine(::testing::Values(Path::kCrossMemoryAttach, Path::kThroughTheRing,
-                                         Path::kArena),
-                       ::testing::Values(size_t{0}, size_t{1}, size_t{4095}, (size_t{1} << 20) + 3,
-                                         size_t{5} << 20)),
-    path_and_size_name);
+INSTANTIATE_TEST_SUITE_P(PathsAndSizes, SmBulkPaths,
+                         ::testing::Combine(::testing::Values(Path::kCrossMemoryAttach,
+                                                              Path::kThroughTheRing, Path::kArena),
+                                            ::testing::Values(size_t{0}, size_t{1}, size_t{4095},
+                                                              (size_t{1} << 20) + 3,
+                                                              size_t{5} << 20)),
+                         path_and_size_name);
 
 TEST_F(SmBulk, LocalMistakesFailInline) {
   Buffer remote(4096, {}), local(4096, {});
@@ -224,8 +223,8 @@ TEST_F(SmBulk, ArenaTransfersNeedNeitherTheOwnerNorCrossMemoryAttach) {
   fill(arena->segments()[0], 5);
   Buffer local(1 << 20, {0.7});
   auto local_region = client_->register_memory(local.segments, Access::kReadWrite);
-  ASSERT_TRUE(wait_until_arena_mapped(*client_, *server_, peer_, arena->descriptor(),
-                                      *local_region));
+  ASSERT_TRUE(
+      wait_until_arena_mapped(*client_, *server_, peer_, arena->descriptor(), *local_region));
   ASSERT_TRUE(run(true, arena->descriptor(), 0, *local_region, 0, 1 << 20, false).ok());
   EXPECT_TRUE(std::equal(local.bytes.begin(), local.bytes.end(), arena->segments()[0].begin()));
   fill(local.bytes, 6);
@@ -240,8 +239,8 @@ TEST_F(SmBulk, AMappedArenaKeepsItsOwnersRightsWhateverTheDescriptorSays) {
   auto arena = server_->allocate_memory(4096, Access::kReadOnly);
   Buffer local(4096, {});
   auto local_region = client_->register_memory(local.segments, Access::kReadWrite);
-  ASSERT_TRUE(wait_until_arena_mapped(*client_, *server_, peer_, arena->descriptor(),
-                                      *local_region));
+  ASSERT_TRUE(
+      wait_until_arena_mapped(*client_, *server_, peer_, arena->descriptor(), *local_region));
   fill(local.bytes, 8);
   auto s = run(false, forge(arena->descriptor(), 4096, Access::kReadWrite), 0, *local_region, 0,
                4096, false);

@@ -125,8 +125,8 @@ TEST(SmRobustness, GarbageClosesOnlyTheOffendingConnection) {
   RawSmSocket corrupt_ring(path);
   const uint64_t key = 0x5eed;
   int segment = memfd_of_size(kRingDataOffset + 2 * kRing);
-  auto* base = static_cast<std::byte*>(::mmap(nullptr, kRingDataOffset + 2 * kRing,
-                                              PROT_READ | PROT_WRITE, MAP_SHARED, segment, 0));
+  auto* base = static_cast<std::byte*>(
+      ::mmap(nullptr, kRingDataOffset + 2 * kRing, PROT_READ | PROT_WRITE, MAP_SHARED, segment, 0));
   ASSERT_NE(base, MAP_FAILED);
   corrupt_ring.send(control_packet(kHello, hello_body(key)), segment);
   ::close(segment);
@@ -234,7 +234,8 @@ TEST_P(SmTwoProcesses, ExchangeMessagesAndBulkData) {
   }
   ASSERT_TRUE(drive({c.get()}, [&] { return inbox.count() == kCount; }));
   for (int i = 0; i < kCount; ++i) {
-    EXPECT_TRUE(inbox.message(static_cast<size_t>(i)).second == (i == 500 ? big : std::to_string(i)));
+    EXPECT_TRUE(inbox.message(static_cast<size_t>(i)).second ==
+                (i == 500 ? big : std::to_string(i)));
   }
 
   std::vector<std::byte> expected(2 << 20), local(2 << 20);

@@ -247,7 +247,8 @@ TEST(SmTransport, ASleepingProgressWakesForAMessage) {
     std::this_thread::sleep_for(20ms);  // let it go to sleep for real
     ASSERT_TRUE(send_text(*c, peer, "wake " + std::to_string(round)).ok());
     receiver.join();  // returns only if the message woke it (the sleep would last 10 s)
-    EXPECT_EQ(inbox.message(static_cast<size_t>(round) + 1).second, "wake " + std::to_string(round));
+    EXPECT_EQ(inbox.message(static_cast<size_t>(round) + 1).second,
+              "wake " + std::to_string(round));
   }
 }
 
@@ -369,9 +370,9 @@ TEST(SmTransport, SmallRingsAndABusyPollWindowWork) {
 }
 
 TEST(SmTransport, MalformedSettingsAreRefusedNamingTheVariable) {
-  for (auto [name, value] : {std::pair{"DANGO_SM_RING_SIZE", "12345"},
-                             std::pair{"DANGO_SM_RING_SIZE", "1M"},
-                             std::pair{"DANGO_SM_BUSY_POLL_US", "-1"}}) {
+  for (auto [name, value] :
+       {std::pair{"DANGO_SM_RING_SIZE", "12345"}, std::pair{"DANGO_SM_RING_SIZE", "1M"},
+        std::pair{"DANGO_SM_BUSY_POLL_US", "-1"}}) {
     ScopedEnv env(name, value);
     try {
       make_transport("sm");

@@ -14,8 +14,7 @@ bool send_control(int socket, ControlType type, std::span<const std::byte> body,
   ControlHeader header;
   header.type = static_cast<uint8_t>(type);
   header.length = static_cast<uint32_t>(body.size());
-  iovec iov[2] = {{&header, sizeof header},
-                  {const_cast<std::byte*>(body.data()), body.size()}};
+  iovec iov[2] = {{&header, sizeof header}, {const_cast<std::byte*>(body.data()), body.size()}};
   msghdr msg{};
   msg.msg_iov = iov;
   msg.msg_iovlen = body.empty() ? 1 : 2;
@@ -50,8 +49,8 @@ ControlResult receive_control(int socket, std::span<std::byte> buffer, ControlPa
   do {
     n = ::recvmsg(socket, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
   } while (n < 0 && errno == EINTR);
-  if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK ? ControlResult::kEmpty
-                                                            : ControlResult::kClosed;
+  if (n < 0)
+    return errno == EAGAIN || errno == EWOULDBLOCK ? ControlResult::kEmpty : ControlResult::kClosed;
   if (n == 0) return ControlResult::kClosed;
   out.fd.reset();
   int fds = 0;

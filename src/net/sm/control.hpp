@@ -42,11 +42,11 @@ static_assert(sizeof(ControlHeader) == 16);
 
 // Body of kHello and kWelcome: who the sender is, and where to probe it for cross-memory attach.
 struct HelloBody {
-  uint64_t instance = 0;       // random id of the sending transport (memory descriptors carry it)
-  uint64_t probe_address = 0;  // address of an 8-byte word in the sender ...
-  uint64_t probe_value = 0;    // ... holding this value
-  uint64_t ring_capacity = 0;  // kHello: bytes of each ring of the segment
-  uint64_t ring_key = 0;       // kHello: the commit key of both rings
+  uint64_t instance = 0;        // random id of the sending transport (memory descriptors carry it)
+  uint64_t probe_address = 0;   // address of an 8-byte word in the sender ...
+  uint64_t probe_value = 0;     // ... holding this value
+  uint64_t ring_capacity = 0;   // kHello: bytes of each ring of the segment
+  uint64_t ring_key = 0;        // kHello: the commit key of both rings
   uint32_t address_length = 0;  // then the sender's listening address (may be empty)
   uint32_t reserved = 0;
 };
@@ -68,8 +68,7 @@ struct ControlPacket {
 enum class ControlResult : uint8_t { kPacket, kEmpty, kClosed, kGarbage };
 
 // Sends one packet without blocking; false when the socket is full or broken.
-bool send_control(int socket, ControlType type, std::span<const std::byte> body,
-                  int pass_fd = -1);
+bool send_control(int socket, ControlType type, std::span<const std::byte> body, int pass_fd = -1);
 // Receives one packet into `buffer` (>= sizeof(ControlHeader) + kMaxControlBody bytes).
 ControlResult receive_control(int socket, std::span<std::byte> buffer, ControlPacket& out);
 

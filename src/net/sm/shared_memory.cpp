@@ -62,20 +62,19 @@ Fd create_segment(std::string_view what, size_t size) {
 }
 
 int64_t segment_size(int fd) {
-  struct stat st{};
+  struct stat st {};
   if (::fstat(fd, &st) != 0) return -1;
   return st.st_size;
 }
 
 std::string runtime_directory() {
   const char* env = std::getenv("DANGO_SM_DIR");
-  std::string dir = env != nullptr && *env != '\0'
-                        ? std::string(env)
-                        : "/tmp/dango-sm-" + std::to_string(::getuid());
+  std::string dir = env != nullptr && *env != '\0' ? std::string(env)
+                                                   : "/tmp/dango-sm-" + std::to_string(::getuid());
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
     throw NetworkError("sm: cannot create runtime directory " + dir + ": " + errno_text());
   }
-  struct stat st{};
+  struct stat st {};
   if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != ::getuid()) {
     throw NetworkError("sm: runtime directory " + dir +
                        " is not a directory owned by this user (set DANGO_SM_DIR)");
@@ -113,7 +112,8 @@ size_t clean_stale_names(const std::string& directory) {
     Fd fd(::open(lock_path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
     if (!fd || ::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) continue;  // alive (or gone)
     // Still the file at that path? A racing cleaner may have replaced it.
-    struct stat held{}, current{};
+    struct stat held {
+    }, current{};
     if (::fstat(fd.get(), &held) != 0 || ::stat(lock_path.c_str(), &current) != 0 ||
         held.st_ino != current.st_ino) {
       continue;
@@ -141,7 +141,8 @@ NameLock::NameLock(const std::string& directory, const std::string& name)
       ::usleep(1000);  // a cleaner holds the lock of a dead owner for a moment
       continue;
     }
-    struct stat held{}, current{};
+    struct stat held {
+    }, current{};
     if (::fstat(fd.get(), &held) != 0 || ::stat(lock_path_.c_str(), &current) != 0 ||
         held.st_ino != current.st_ino) {
       continue;  // removed by a cleaner between open and flock: claim the new file

@@ -12,7 +12,6 @@
 
 namespace dango::net::sm {
 
-
 void SmTransport::start_fallback(const std::shared_ptr<BulkOp>& op,
                                  const std::shared_ptr<Connection>& c) {
   // Resuming after a partial single-copy transfer is not needed: a connection without
@@ -73,9 +72,9 @@ Status SmTransport::check_region(uint64_t key, uint64_t offset, uint64_t size, b
                                                 " does not allow " + (write ? "writes" : "reads")};
   }
   if (!in_bounds(offset, size, region.size())) {
-    return {Status::Code::kInvalidArgument,
-            "range " + range_text(offset, size) + " outside memory region " + std::to_string(key) +
-                " of " + std::to_string(region.size()) + " bytes"};
+    return {Status::Code::kInvalidArgument, "range " + range_text(offset, size) +
+                                                " outside memory region " + std::to_string(key) +
+                                                " of " + std::to_string(region.size()) + " bytes"};
   }
   *segments = region.segments();
   return Status::Ok();
@@ -187,8 +186,7 @@ void SmTransport::send_bulk_done(Connection& c, uint64_t chunk_id, const Status&
   header.code = static_cast<uint8_t>(status.code);
   size_t text = status.ok() ? 0 : std::min(status.message.size(), kMaxErrorText);
   std::span<const std::byte> parts[] = {
-      as_bytes_of(header),
-      {reinterpret_cast<const std::byte*>(status.message.data()), text}};
+      as_bytes_of(header), {reinterpret_cast<const std::byte*>(status.message.data()), text}};
   send_parts(c, RecordType::kBulkDone, parts, sizeof header + text);
 }
 

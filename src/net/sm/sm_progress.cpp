@@ -110,9 +110,8 @@ size_t SmTransport::poll_once() {
     handled += read_ring(c);
   }
   if (any_closed) {
-    std::erase_if(polled_, [](const auto& c) {
-      return c->state.load() == Connection::State::kClosed;
-    });
+    std::erase_if(polled_,
+                  [](const auto& c) { return c->state.load() == Connection::State::kClosed; });
   }
   if (has_submitted_.load(std::memory_order_relaxed) || !active_.empty()) {
     handled += run_bulk_ops();

@@ -158,7 +158,8 @@ void SmTransport::open_listener(std::string_view name_view) {
   }
   name_lock_ = std::make_unique<NameLock>(directory_, name);
   listen_fd_ = Fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!listen_fd_ || ::bind(listen_fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+  if (!listen_fd_ ||
+      ::bind(listen_fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
       ::listen(listen_fd_.get(), SOMAXCONN) != 0) {
     int err = errno;
     name_lock_.reset();
@@ -256,7 +257,8 @@ Status SmTransport::connect_to(SmPeer& peer, std::shared_ptr<Connection>& out) {
   return Status::Ok();
 }
 
-std::vector<std::byte> SmTransport::hello_body(const std::string& address, uint64_t ring_key) const {
+std::vector<std::byte> SmTransport::hello_body(const std::string& address,
+                                               uint64_t ring_key) const {
   HelloBody body;
   body.instance = instance_;
   body.probe_address = reinterpret_cast<uint64_t>(&probe_word_);
@@ -295,8 +297,8 @@ size_t SmTransport::accept_all() {
       break;
     }
     pid_t pid = peer_pid(fd.get());
-    auto c = std::make_shared<Connection>(std::move(fd), false,
-                                          "sm client pid " + std::to_string(pid));
+    auto c =
+        std::make_shared<Connection>(std::move(fd), false, "sm client pid " + std::to_string(pid));
     c->pid = pid;
     if (!add_connection(c)) break;
     ++accepted;

@@ -230,9 +230,9 @@ class SmTransport final : public Transport {
     size_t local_offset;
     size_t size;
     Completion* done;
-    size_t moved = 0;          // bytes copied so far (single-copy paths)
-    size_t chunks_left = 0;    // fallback: chunks not yet answered
-    Status first_error;        // fallback: the first chunk error
+    size_t moved = 0;                        // bytes copied so far (single-copy paths)
+    size_t chunks_left = 0;                  // fallback: chunks not yet answered
+    Status first_error;                      // fallback: the first chunk error
     std::shared_ptr<Connection> connection;  // fallback: where its chunks went
   };
   // One chunk of a fallback get/put, by chunk id. Progress thread only.
@@ -259,10 +259,10 @@ class SmTransport final : public Transport {
 
   // sm_send.cpp
   // Writes one record (kMessage may be fragmented) through the ring or the overflow queue.
-  Status send_parts(Connection& c, RecordType type, std::span<const std::span<const std::byte>> parts,
-                    size_t total);
-  Status send_slow(Connection& c, RecordType type, std::span<const std::span<const std::byte>> parts,
-                   size_t total);
+  Status send_parts(Connection& c, RecordType type,
+                    std::span<const std::span<const std::byte>> parts, size_t total);
+  Status send_slow(Connection& c, RecordType type,
+                   std::span<const std::span<const std::byte>> parts, size_t total);
   // Writes what fits of `entry` to the ring; true when all of it went. Caller holds out_mutex.
   bool write_outgoing(Connection& c, Outgoing& entry, bool& wake, bool& corrupt);
   size_t drain_overflow(Connection& c);
@@ -328,7 +328,7 @@ class SmTransport final : public Transport {
   // Progress thread only:
   std::vector<std::shared_ptr<Connection>> polled_;  // connections whose rings are read
   std::vector<std::shared_ptr<Connection>> graveyard_;
-  bool armed_ = false;  // prepare_wait() announced a sleep on the rings
+  bool armed_ = false;             // prepare_wait() announced a sleep on the rings
   bool overflow_pending_ = false;  // prepare_wait() found messages waiting for ring room
   unsigned passes_ = 0;
   std::vector<std::byte> control_buffer_;
