@@ -10,6 +10,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
 #include <filesystem>
 #include <random>
@@ -153,6 +154,77 @@ TEST(SmRobustness, GarbageClosesOnlyTheOffendingConnection) {
   ASSERT_TRUE(send_text(*c, peer, "and after").ok());
   ASSERT_TRUE(drive({c.get(), s.get()}, [&] { return inbox.count() == 2; }));
   EXPECT_EQ(inbox.lost_count(), 0u);
+}
+
+// The producer side of a ring, written out from the protocol (ring.hpp): 16-byte aligned
+// records whose commit word is position ^ key, a padding record before a wrap.
+struct FakeProducer {
+  std::byte* control;  // tail at +0, head at +64
+  std::byte* data;
+  uint64_t key;
+  uint64_t tail = 0;
+
+  uint64_t head() const {
+    return std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(control + 64)).load();
+  }
+  void record(uint64_t position, uint8_t type, const std::string& payload) {
+    std::byte* h = data + (position % kRing);
+    auto length = static_cast<uint32_t>(payload.size());
+    std::memcpy(h + 8, &length, 4);
+    h[12] = static_cast<std::byte>(type);
+    std::memcpy(h + 16, payload.data(), payload.size());
+    std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(h)).store(position ^ key);
+  }
+  // Writes a message record once there is room; false if the reader never makes it.
+  bool send(const std::string& payload, Transport& reader) {
+    const size_t size = (16 + payload.size() + 15) & ~size_t{15};
+    const size_t offset = tail % kRing;
+    const size_t pad = offset + size > kRing ? kRing - offset : 0;
+    for (int i = 0; i < 100000 && tail + pad + size - head() > kRing; ++i) {
+      reader.progress(std::chrono::microseconds(0));
+    }
+    if (tail + pad + size - head() > kRing) return false;
+    if (pad > 0) record(tail, 1, std::string(pad - 16, '\0'));
+    record(tail + pad, 2, payload);
+    tail += pad + size;
+    return true;
+  }
+};
+
+TEST(SmRobustness, ACorruptRingHeaderClosesOnlyThatConnection) {
+  TempDir dir;
+  ScopedEnv env("DANGO_SM_DIR", dir.path());
+  auto s = make_transport("sm://victim");
+  Echo echo(*s);
+  s->set_handler(&echo);
+  RawSmSocket fake(dir.path() + "/victim.sock");
+  const uint64_t key = 0xfeed;
+  const size_t segment_size = kRingDataOffset + 2 * kRing;
+  int segment = memfd_of_size(segment_size);
+  auto* base = static_cast<std::byte*>(
+      ::mmap(nullptr, segment_size, PROT_READ | PROT_WRITE, MAP_SHARED, segment, 0));
+  ASSERT_NE(base, MAP_FAILED);
+  fake.send(control_packet(kHello, hello_body(key)), segment);
+  ::close(segment);
+  // The server's replies go to ring 1, whose head (ours to write) claims an impossible position.
+  uint64_t garbage_head = uint64_t{1} << 60;
+  std::memcpy(base + 256 + 64, &garbage_head, 8);
+  FakeProducer producer{base, base + kRingDataOffset, key};
+  // More echoes than ring 1 holds: the server must look at our head, and finds it corrupt.
+  for (int i = 0; i < 600 && !fake.closed_by_peer(); ++i) {
+    if (!producer.send(std::string(200, 'x'), *s)) break;
+    s->progress(std::chrono::microseconds(0));
+  }
+  for (int i = 0; i < 200; ++i) s->progress(std::chrono::microseconds(100));
+  EXPECT_TRUE(fake.closed_by_peer());
+  EXPECT_GT(echo.echoed.load(), 0u);
+  ::munmap(base, segment_size);
+
+  auto c = make_transport("sm");
+  Inbox inbox;
+  c->set_handler(&inbox);
+  ASSERT_TRUE(send_text(*c, c->lookup(s->address()), "still served").ok());
+  ASSERT_TRUE(drive({c.get(), s.get()}, [&] { return inbox.count() == 1; }));
 }
 
 std::string to_hex(const std::vector<std::byte>& bytes) {

@@ -154,7 +154,10 @@ size_t SmTransport::handle_socket(Connection& c) {
       case ControlResult::kEmpty:
         return handled;
       case ControlResult::kClosed:
-        close_connection(c, {Status::Code::kDisconnected, "the process closed the connection"},
+        close_connection(c,
+                         {Status::Code::kDisconnected,
+                          c.corrupt.load() ? "the peer corrupted the ring's positions"
+                                           : "the process closed the connection"},
                          true);
         return handled + 1;
       case ControlResult::kGarbage:

@@ -182,6 +182,7 @@ void SmTransport::wake(Connection& c) {
 
 void SmTransport::mark_corrupt(Connection& c) {
   // The progress thread sees the socket hang up and closes the connection.
+  c.corrupt.store(true);
   ::shutdown(c.socket.get(), SHUT_RDWR);
 }
 

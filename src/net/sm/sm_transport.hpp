@@ -135,6 +135,8 @@ struct Connection {
   std::mutex out_mutex;
   std::deque<Outgoing> overflow;  // guarded by out_mutex
   std::atomic<bool> has_overflow{false};
+  // A sender found the shared positions of `out` impossible and shut the socket down.
+  std::atomic<bool> corrupt{false};
 
   // Progress thread only:
   std::shared_ptr<SmPeer> peer;  // set at creation (connector) or on HELLO (acceptor)
