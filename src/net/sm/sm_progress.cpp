@@ -27,10 +27,13 @@ constexpr size_t kKeptReassemblyBytes = size_t{4} << 20;
 
 size_t SmTransport::progress(std::chrono::microseconds timeout) {
   if (closed_.load(std::memory_order_relaxed)) return 0;
+  // After a sleep on wait_fd(), drain the sockets at once: a wake-up packet left there would
+  // keep the descriptor readable and the caller from sleeping again.
+  const bool after_sleep = armed_;
   if (armed_) disarm_all();
   if (waiting_.load(std::memory_order_relaxed)) waiting_.store(false);
   size_t handled = poll_once();
-  if (++passes_ % kPassesPerEpoll == 0) handled += poll_events(0);
+  if (after_sleep || ++passes_ % kPassesPerEpoll == 0) handled += poll_events(0);
   if (handled > 0 || timeout.count() <= 0 || closed_.load()) return handled;
   if (sm_.busy_poll.count() > 0) {
     auto deadline = std::chrono::steady_clock::now() + std::min(sm_.busy_poll, timeout);
