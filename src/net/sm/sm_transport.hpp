@@ -12,7 +12,10 @@
 // connects to the listener's SOCK_SEQPACKET socket and passes the segment in its HELLO; the
 // acceptor maps it and answers WELCOME. The socket then carries only control packets
 // (control.hpp): wake-ups for a receiver that announced it sleeps, arena descriptors, and the
-// end of the connection when the other process exits or is killed (on_peer_lost).
+// end of the connection when the other process exits or is killed (on_peer_lost). During the
+// handshake each side reads a known word of the other with process_vm_readv (the HELLO/WELCOME
+// says where); where the kernel refuses (ptrace scope, another user) it logs one warning and
+// that connection's bulk transfers of ordinary memory go through the ring instead.
 //
 // Checks: a get/put is checked against the descriptor (range, rights) before it starts, and
 // the descriptor must name the process the transfer goes to. process_vm_readv/writev run no
