@@ -242,6 +242,9 @@ detail::Call EngineImpl::start_call(const Endpoint& to, std::string_view name, u
     if (state) {
       std::lock_guard lock(calls_mutex_);
       calls_.erase(state->request_id);
+      // Not pending any more: releasing the call (as the exception unwinds) must not wait for
+      // a response that will never come.
+      state->status = CallState::Status::kDisconnected;
       report_call(*state, CallOutcome::kNetworkError);
     }
     throw NetworkError("RPC \"" + std::string(name) + "\" to " + to.address() + ": " + status.message);

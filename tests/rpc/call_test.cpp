@@ -389,6 +389,16 @@ TEST_P(RpcCall, CallToAnUnreachableAddressFailsWithNetworkError) {
   }
 }
 
+TEST_P(RpcCall, ArgumentsOverTheMessageLimitFailAtOnceAndLaterCallsWork) {
+  Engine server{EngineOptions{.address = loopback()}};
+  server.define("size", [](const std::string& s) { return s.size(); });
+  Engine client{EngineOptions{.address = transport(), .transport = {.max_message_size = 4096}}};
+  auto size = client.rpc<size_t(std::string)>("size").on(client.lookup(server.address()));
+  EXPECT_THROW(size(std::string(10000, 'x')), NetworkError);
+  EXPECT_THROW(size.async(std::string(10000, 'x')), NetworkError);
+  EXPECT_EQ(size(std::string(100, 'x')), 100u);
+}
+
 TEST_P(RpcCall, LookupOfAMalformedAddressThrowsNetworkError) {
   Engine client{transport()};
   EXPECT_THROW(client.lookup(transport() + "://"), NetworkError);

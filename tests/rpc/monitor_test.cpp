@@ -68,7 +68,7 @@ class Recorder final : public Monitor {
 // The server on a stream of its own, so that it finishes its work (and its reports) while the
 // test's thread waits for them.
 struct MonitoredPair : ServerAndClient {
-  MonitoredPair() : ServerAndClient(server_on_own_thread()) {
+  MonitoredPair() : ServerAndClient(server_on_own_thread("tcp://127.0.0.1:0")) {
     server.set_monitor(server_side);
     client.set_monitor(client_side);
   }

@@ -70,7 +70,7 @@ pid_t peer_pid(int fd) {
 
 }  // namespace
 
-DANGO_REGISTER_TRANSPORT(sm, SmTransport);
+DANGO_REGISTER_TRANSPORT_AT(sm, SmTransport, "sm://");
 
 uint64_t next_generation() {
   static std::atomic<uint64_t> counter{1};

@@ -213,6 +213,7 @@ class SmTransport final : public Transport {
   std::unique_ptr<MemoryRegion> register_memory(std::span<const std::span<std::byte>> segments,
                                                 Access access) override;
   std::unique_ptr<MemoryRegion> allocate_memory(size_t size, Access access) override;
+  bool shares_allocated_memory() const override { return true; }
   void get(const PeerRef& peer, std::span<const std::byte> remote, size_t remote_offset,
            MemoryRegion& local, size_t local_offset, size_t size, Completion* done) override;
   void put(const PeerRef& peer, std::span<const std::byte> remote, size_t remote_offset,
