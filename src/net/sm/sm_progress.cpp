@@ -157,6 +157,10 @@ size_t SmTransport::handle_socket(Connection& c) {
       case ControlResult::kEmpty:
         return handled;
       case ControlResult::kClosed:
+        // What the peer wrote before it closed (a last reply) is still in the ring: deliver it
+        // before reporting the loss, as a socket would.
+        if (!c.corrupt.load()) drain_ring(c);
+        if (c.state.load() == Connection::State::kClosed) return handled + 1;
         close_connection(c,
                          {Status::Code::kDisconnected,
                           c.corrupt.load() ? "the peer corrupted the ring's positions"
@@ -206,6 +210,19 @@ bool SmTransport::handle_control(Connection& c, ControlPacket& packet) {
       return true;
   }
   return false;
+}
+
+size_t SmTransport::drain_ring(Connection& c) {
+  size_t handled = 0;
+  // Bounded: a live peer cannot keep the loop going, a dead one has written all it will.
+  for (int pass = 0; pass < 4096 && c.state.load() != Connection::State::kClosed; ++pass) {
+    handled += read_ring(c);
+    Ring::Record record;
+    if (c.state.load() == Connection::State::kClosed || c.in.peek(record) != Ring::Result::kOk) {
+      break;
+    }
+  }
+  return handled;
 }
 
 size_t SmTransport::read_ring(Connection& c) {

@@ -279,6 +279,8 @@ class SmTransport final : public Transport {
   size_t poll_once();
   size_t poll_events(int timeout_ms);
   size_t read_ring(Connection& c);
+  // Reads every record left in the ring of a connection whose peer closed it.
+  size_t drain_ring(Connection& c);
   bool dispatch(Connection& c, const Ring::Record& record, size_t& handled);
   bool handle_fragment(Connection& c, const Ring::Record& record, size_t& handled);
   size_t handle_socket(Connection& c);
