@@ -1,9 +1,10 @@
 // dango-kv-server: serves one kv::Provider from a JSON config file (ProviderOptions:
 // {"databases": [...], "max_key_size": ...}) on --address (default tcp://127.0.0.1:0). Writes
 // the listening address to --address-file (or stdout) once it serves; stops cleanly on SIGTERM or
-// SIGINT (databases closed, stores flushed).
+// SIGINT (databases closed, stores flushed); with --stop-with-parent also when its parent dies.
 
 #include <pthread.h>
+#include <sys/prctl.h>
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
@@ -49,6 +50,9 @@ int main(int argc, char** argv) {
   app.add_option("--address", address, "address to listen on (default tcp://127.0.0.1:0)");
   app.add_option("--address-file", address_file, "file to write the address to (default stdout)");
   app.add_option("--provider-id", provider_id, "the provider's id (default 1)");
+  bool stop_with_parent = false;
+  app.add_flag("--stop-with-parent", stop_with_parent,
+               "stop (as on SIGTERM) when the process that started this one dies (for tests)");
   CLI11_PARSE(app, argc, argv);
 
   // Signals are taken by one thread with sigwait, never by a handler interrupting a ULT.
@@ -58,6 +62,7 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGUSR1);  // sent by main itself to end the waiting thread
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  if (stop_with_parent) prctl(PR_SET_PDEATHSIG, SIGTERM);
 
   try {
     const auto options = dango::kv::ProviderOptions::from_json(read_json(config_file));

@@ -63,16 +63,16 @@ void ProviderState::check_key(std::string_view key, size_t index, const Backend&
   }
 }
 
-std::vector<std::byte> ProviderState::pull(const rpc::Request& request, const rpc::Bulk& bulk,
-                                           size_t size) const {
+BufferPool::Lease ProviderState::pull(const rpc::Request& request, const rpc::Bulk& bulk,
+                                     size_t size) const {
   if (bulk.size() < size) {
     throw Error(ErrorCode::InvalidArgument, "the request's bulk holds " +
                                                 std::to_string(bulk.size()) + " bytes, not " +
                                                 std::to_string(size));
   }
-  std::vector<std::byte> buffer(size);
+  BufferPool::Lease buffer = buffers_.take(size);
   if (size == 0) return buffer;
-  rpc::Bulk local = engine_.expose(buffer, rpc::Access::kWriteOnly);
+  rpc::Bulk local = engine_.expose(buffer.bytes(), rpc::Access::kWriteOnly);
   engine_.pull(request.source(), bulk, 0, local, 0, size);
   return buffer;
 }
@@ -84,7 +84,7 @@ KeyBatch ProviderState::read_keys(const rpc::Request& request, const p::Keys& ke
   std::span<const std::byte> bytes = keys.bytes;
   if (keys.bulk) {
     batch.pulled = pull(request, *keys.bulk, total);
-    bytes = batch.pulled;
+    bytes = batch.pulled.bytes();
   }
   if (bytes.size() != total) {
     throw Error(ErrorCode::InvalidArgument, "key sizes add up to " + std::to_string(total) +
@@ -119,12 +119,15 @@ p::PutReply ProviderState::put(const rpc::Request& request, const p::PutArgs& ar
     }
     const size_t key_bytes = sum(args.key_sizes);
     const size_t value_bytes = sum(args.value_sizes);
-    std::vector<std::byte> pulled;
+    if (key_bytes > std::numeric_limits<size_t>::max() - value_bytes) {
+      throw Error(ErrorCode::InvalidArgument, "put sizes overflow");
+    }
+    BufferPool::Lease pulled;
     std::span<const std::byte> key_span = args.keys, value_span = args.values;
     if (args.bulk) {
       pulled = pull(request, *args.bulk, key_bytes + value_bytes);
-      key_span = std::span<const std::byte>(pulled).first(key_bytes);
-      value_span = std::span<const std::byte>(pulled).subspan(key_bytes);
+      key_span = pulled.bytes().first(key_bytes);
+      value_span = pulled.bytes().subspan(key_bytes);
     }
     if (key_span.size() != key_bytes || value_span.size() != value_bytes) {
       throw Error(ErrorCode::InvalidArgument, "put sizes add up to " + std::to_string(key_bytes) +

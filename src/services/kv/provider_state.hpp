@@ -14,13 +14,14 @@
 #include "dango/rpc/engine.hpp"
 #include "dango/services/kv/options.hpp"
 #include "services/kv/backend.hpp"
+#include "services/kv/buffer_pool.hpp"
 #include "services/kv/protocol.hpp"
 
 namespace dango::kv {
 
 // A request's keys, checked and ready for the backend; owns pulled bytes when they came by bulk.
 struct KeyBatch {
-  std::vector<std::byte> pulled;
+  BufferPool::Lease pulled;
   std::vector<std::string_view> keys;
 };
 
@@ -60,8 +61,8 @@ class ProviderState {
   KeyBatch read_keys(const rpc::Request& request, const protocol::Keys& keys,
                      const Backend& backend) const;
   void check_key(std::string_view key, size_t index, const Backend& backend) const;
-  // Pulls `size` bytes of the caller's `bulk` into a new buffer.
-  std::vector<std::byte> pull(const rpc::Request& request, const rpc::Bulk& bulk,
+  // Pulls `size` bytes of the caller's `bulk` into a pooled buffer.
+  BufferPool::Lease pull(const rpc::Request& request, const rpc::Bulk& bulk,
                               size_t size) const;
   // Delivers gathered values: inline, or pushed into the caller's bulk `out`.
   void deliver(const rpc::Request& request, const protocol::GetArgs& args,
@@ -69,6 +70,7 @@ class ProviderState {
 
   rpc::Engine& engine_;
   ProviderOptions options_;
+  mutable BufferPool buffers_;
   std::mutex admin_mutex_;  // one admin operation at a time (opening a store may be slow)
   mutable std::shared_mutex table_mutex_;
   std::map<std::string, Entry, std::less<>> by_name_;

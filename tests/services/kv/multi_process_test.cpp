@@ -37,7 +37,7 @@ class KvServer {
     std::ofstream(config_file_) << config.dump();
     process_.emplace(server_path(),
                      std::vector<std::string>{"--config", config_file_, "--address-file",
-                                              address_file_});
+                                              address_file_, "--stop-with-parent"});
     const bool ready = eventually([&] { return std::filesystem::exists(address_file_); }, 20000ms);
     EXPECT_TRUE(ready) << "dango-kv-server wrote no address to " << address_file_;
     if (ready) std::getline(std::ifstream(address_file_) >> std::ws, address_);

@@ -164,6 +164,23 @@ TEST_P(KvBackendConfig, CorruptStoreIsAClearErrorAndTheProviderServesOn) {
   EXPECT_EQ(ok.get("still"), "serving");
 }
 
+TEST(KvLmdb, AFullMapIsAnIoErrorNamingMapSizeAndTheStoreServesOn) {
+  TempDir dir;
+  rpc::Engine engine{"tcp://127.0.0.1:0"};
+  Provider provider(engine, 1, {.databases = {{.name = "small", .type = "lmdb",
+                                                .config = {{"path", (dir.path() / "small").string()},
+                                                           {"map_size", size_t{1} << 20},
+                                                           {"sync", false}}}}});
+  Database db = Client{engine}.open(engine.self(), 1, "small");
+  db.put("before", "full");
+  std::string message;
+  EXPECT_EQ(error_code_of([&] { db.put("huge", std::string(4 << 20, 'x')); }, &message),
+            ErrorCode::IoError);
+  EXPECT_NE(message.find("map_size"), std::string::npos) << message;
+  EXPECT_EQ(db.get("before"), "full");
+  EXPECT_EQ(db.get("huge"), std::nullopt);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, KvBackendConfig, ::testing::ValuesIn(backend_names()),
                          [](const auto& info) { return info.param; });
 
