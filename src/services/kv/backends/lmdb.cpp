@@ -15,6 +15,8 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <mutex>
+#include <vector>
 
 #include "dango/common/config.hpp"
 #include "services/kv/backend.hpp"
@@ -47,6 +49,64 @@ class Txn {
   int rc_ = 0;
 };
 
+// Read transactions kept reset between uses: renewing one skips the reader-table registration
+// that beginning one costs (MDB_NOTLS lets any thread renew it).
+class ReadTxnPool {
+ public:
+  ~ReadTxnPool() { clear(); }
+  // Aborts every kept transaction; must run before the environment closes.
+  void clear() {
+    std::lock_guard lock(mutex_);
+    for (MDB_txn* txn : free_) mdb_txn_abort(txn);
+    free_.clear();
+  }
+  // A renewed transaction, or a new one; rc says whether it worked.
+  MDB_txn* take(MDB_env* env, int& rc) {
+    MDB_txn* txn = nullptr;
+    {
+      std::lock_guard lock(mutex_);
+      if (!free_.empty()) {
+        txn = free_.back();
+        free_.pop_back();
+      }
+    }
+    if (txn) {
+      rc = mdb_txn_renew(txn);
+      if (rc == 0) return txn;
+      mdb_txn_abort(txn);
+    }
+    rc = mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn);
+    return rc == 0 ? txn : nullptr;
+  }
+  void give_back(MDB_txn* txn) {
+    mdb_txn_reset(txn);
+    std::lock_guard lock(mutex_);
+    free_.push_back(txn);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<MDB_txn*> free_;
+};
+
+// A read transaction from the pool, returned on scope exit.
+class ReadTxn {
+ public:
+  ReadTxn(MDB_env* env, ReadTxnPool& pool) : pool_(pool) { txn_ = pool.take(env, rc_); }
+  ~ReadTxn() {
+    if (txn_) pool_.give_back(txn_);
+  }
+  ReadTxn(const ReadTxn&) = delete;
+  ReadTxn& operator=(const ReadTxn&) = delete;
+  int begin_status() const { return rc_; }
+  MDB_txn* get() const { return txn_; }
+
+ private:
+  ReadTxnPool& pool_;
+  MDB_txn* txn_ = nullptr;
+  int rc_ = 0;
+};
+
 class LmdbBackend final : public Backend {
  public:
   static constexpr bool kPersistent = true;
@@ -69,6 +129,7 @@ class LmdbBackend final : public Backend {
   }
 
   ~LmdbBackend() override {
+    readers_.clear();
     if (env_) mdb_env_close(env_);
     if (destroy_when_closed_) {
       std::error_code ignored;
@@ -120,27 +181,35 @@ class LmdbBackend final : public Backend {
   }
 
   Status get(std::span<const std::string_view> keys, bool consume, ValueVisitor visit) override {
-    Txn txn(env_, consume);
-    if (int rc = txn.begin_status()) return fail(rc, "begin a transaction");
+    if (!consume) {
+      ReadTxn txn(env_, readers_);
+      if (int rc = txn.begin_status()) return fail(rc, "begin a transaction");
+      for (size_t i = 0; i < keys.size(); ++i) {
+        MDB_val key = val(keys[i]), value;
+        int rc = mdb_get(txn.get(), dbi_, &key, &value);
+        if (rc == MDB_NOTFOUND) continue;
+        if (rc != 0) return fail(rc, "get");
+        visit(i, view(value));
+      }
+      return Status::Ok();
+    }
+    Txn txn(env_, true);
+    if (int rc = txn.begin_status()) return fail(rc, "begin a write");
     for (size_t i = 0; i < keys.size(); ++i) {
       MDB_val key = val(keys[i]), value;
       int rc = mdb_get(txn.get(), dbi_, &key, &value);
       if (rc == MDB_NOTFOUND) continue;
       if (rc != 0) return fail(rc, "get");
-      visit(i, view(value));  // valid until the transaction ends or writes this key
-      if (consume) {
-        if (int del = mdb_del(txn.get(), dbi_, &key, nullptr)) return fail(del, "delete");
-      }
+      visit(i, view(value));  // valid until the transaction writes this key
+      if (int del = mdb_del(txn.get(), dbi_, &key, nullptr)) return fail(del, "delete");
     }
     // A failed commit erases nothing; the provider then replies with the error, not the values.
-    if (consume) {
-      if (int rc = txn.commit()) return fail(rc, "commit");
-    }
+    if (int rc = txn.commit()) return fail(rc, "commit");
     return Status::Ok();
   }
 
   Status length(std::span<const std::string_view> keys, std::span<size_t> sizes) override {
-    Txn txn(env_, false);
+    ReadTxn txn(env_, readers_);
     if (int rc = txn.begin_status()) return fail(rc, "begin a transaction");
     for (size_t i = 0; i < keys.size(); ++i) {
       MDB_val key = val(keys[i]), value;
@@ -164,7 +233,7 @@ class LmdbBackend final : public Backend {
   }
 
   Status list(const ListQuery& query, EntryVisitor visit) override {
-    Txn txn(env_, false);
+    ReadTxn txn(env_, readers_);
     if (int rc = txn.begin_status()) return fail(rc, "begin a transaction");
     MDB_cursor* raw = nullptr;
     if (int rc = mdb_cursor_open(txn.get(), dbi_, &raw)) return fail(rc, "open a cursor");
@@ -185,7 +254,7 @@ class LmdbBackend final : public Backend {
   }
 
   Status count(uint64_t& count) override {
-    Txn txn(env_, false);
+    ReadTxn txn(env_, readers_);
     if (int rc = txn.begin_status()) return fail(rc, "begin a transaction");
     MDB_stat stat;
     if (int rc = mdb_stat(txn.get(), dbi_, &stat)) return fail(rc, "stat");
@@ -257,6 +326,7 @@ class LmdbBackend final : public Backend {
 
   MDB_env* env_ = nullptr;
   MDB_dbi dbi_ = 0;
+  ReadTxnPool readers_;
   size_t max_key_size_ = 511;
 };
 
