@@ -110,6 +110,14 @@ std::shared_ptr<Backend> ProviderState::find(p::DatabaseId id) const {
   return it->second;
 }
 
+void log_failure(const p::WireStatus& status) {
+  const bool store_trouble = status.code == ErrorCode::IoError ||
+                             status.code == ErrorCode::Corruption ||
+                             status.code == ErrorCode::Internal;
+  log::get("kv")->log(store_trouble ? spdlog::level::warn : spdlog::level::debug, "{}: {}",
+                      to_string(status.code), status.message);
+}
+
 // --- Provider ----------------------------------------------------------------------------------
 
 Provider::Provider(rpc::Engine& engine, rpc::ProviderId provider_id, ProviderOptions options,

@@ -78,6 +78,10 @@ class ProviderState {
   protocol::DatabaseId next_id_ = 1;
 };
 
+// Logs a failed request: store trouble (IoError, Corruption, Internal) as a warning, the
+// caller's mistakes (bad keys, modes refused) at debug level.
+void log_failure(const protocol::WireStatus& status);
+
 // Runs `body`, turning any exception into `reply.status` (or the WireStatus itself).
 template <class Reply, class Body>
 Reply guarded(Body&& body) {
@@ -101,6 +105,7 @@ Reply guarded(Body&& body) {
     reply = Reply{};
     status_of(reply) = {ErrorCode::Internal, e.what()};
   }
+  if (status_of(reply).code != ErrorCode::Ok) log_failure(status_of(reply));
   return reply;
 }
 

@@ -54,6 +54,7 @@ class Pending {
 // A handle on one database at one provider. Cheap to copy; all copies share one connection.
 class Database {
  public:
+  // An empty handle; Client::open makes usable ones.
   Database() = default;
   const std::string& name() const;
   // The backend type ("rocksdb").
