@@ -18,15 +18,15 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <algorithm>
 #include <functional>
-#include <map>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -106,16 +106,19 @@ Target direct_target(kv::Backend& backend) {
   t.put_batch = [&backend](auto keys, auto key_sizes, auto values, auto value_sizes) {
     std::vector<std::string_view> k, v;
     std::size_t at = 0;
-    for (auto s : key_sizes) k.emplace_back(reinterpret_cast<const char*>(keys.data()) + at, s), at += s;
+    for (auto s : key_sizes)
+      k.emplace_back(reinterpret_cast<const char*>(keys.data()) + at, s), at += s;
     at = 0;
-    for (auto s : value_sizes) v.emplace_back(reinterpret_cast<const char*>(values.data()) + at, s), at += s;
+    for (auto s : value_sizes)
+      v.emplace_back(reinterpret_cast<const char*>(values.data()) + at, s), at += s;
     std::vector<bool> applied;
     backend.put(k, v, kv::PutMode::Overwrite, applied);
   };
   t.get_batch = [&backend](auto keys, auto key_sizes, auto out, auto out_sizes) {
     std::vector<std::string_view> k;
     std::size_t at = 0;
-    for (auto s : key_sizes) k.emplace_back(reinterpret_cast<const char*>(keys.data()) + at, s), at += s;
+    for (auto s : key_sizes)
+      k.emplace_back(reinterpret_cast<const char*>(keys.data()) + at, s), at += s;
     std::size_t used = 0;
     auto copy = [&](std::size_t i, std::string_view v) {
       std::memcpy(out.data() + used, v.data(), v.size());
@@ -135,8 +138,11 @@ Target direct_target(kv::Backend& backend) {
         page.push_back({std::string(key), std::string(value)});
         return page.size() < kBatch;
       };
-      kv::Status s = backend.list({.start = first ? prefix : last, .inclusive = first,
-                                   .prefix = prefix, .with_values = true}, visit);
+      kv::Status s = backend.list({.start = first ? prefix : last,
+                                   .inclusive = first,
+                                   .prefix = prefix,
+                                   .with_values = true},
+                                  visit);
       if (!s.ok()) throw kv::Error(s.code, s.message);
       if (page.empty()) return n;
       n += page.size();
@@ -189,7 +195,8 @@ std::map<std::string, Result> run_cases(const Target& t, std::size_t size_index,
                                         const Plan& plan, bool ordered) {
   std::map<std::string, Result> out;
   const std::string value(size, 'v');
-  const std::size_t singles = std::max<std::size_t>(50, std::min(plan.single_max, plan.single_bytes / size));
+  const std::size_t singles =
+      std::max<std::size_t>(50, std::min(plan.single_max, plan.single_bytes / size));
   std::vector<double> lat;
   Stopwatch watch;
   for (std::size_t i = 0; i < singles; ++i) {

@@ -4,8 +4,8 @@
 // SIGINT (databases closed, stores flushed); with --stop-with-parent also when its parent dies.
 
 #include <pthread.h>
-#include <sys/prctl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>

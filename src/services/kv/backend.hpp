@@ -49,8 +49,8 @@ template <class R, class... A>
 class FunctionRef<R(A...)> {
  public:
   template <class F>
-    requires(!std::is_same_v<std::decay_t<F>, FunctionRef> && std::is_invocable_r_v<R, F&, A...>)
-  FunctionRef(F& f)  // NOLINT: implicit on purpose, like std::function
+  requires(!std::is_same_v<std::decay_t<F>, FunctionRef> && std::is_invocable_r_v<R, F&, A...>)
+      FunctionRef(F& f)  // NOLINT: implicit on purpose, like std::function
       : object_(static_cast<void*>(std::addressof(f))),
         call_([](void* o, A... a) -> R { return (*static_cast<F*>(o))(std::forward<A>(a)...); }) {}
   R operator()(A... a) const { return call_(object_, std::forward<A>(a)...); }
@@ -76,8 +76,8 @@ struct ListQuery {
 
 // Where a backend is being made.
 struct BackendContext {
-  std::string name;         // the database's name (for messages)
-  std::string config_path;  // JSON path of its config, for ConfigError messages
+  std::string name;          // the database's name (for messages)
+  std::string config_path;   // JSON path of its config, for ConfigError messages
   bool must_create = false;  // fail with DatabaseExists when the store already holds data
 };
 
@@ -98,8 +98,7 @@ class Backend {
                      std::span<const std::string_view> values, PutMode mode,
                      std::vector<bool>& applied) = 0;
   // Calls `visit(i, value)` for each present key; with `consume` also erases it, atomically.
-  virtual Status get(std::span<const std::string_view> keys, bool consume,
-                     ValueVisitor visit) = 0;
+  virtual Status get(std::span<const std::string_view> keys, bool consume, ValueVisitor visit) = 0;
   // sizes[i] = the value size of keys[i], or kNotFound.
   virtual Status length(std::span<const std::string_view> keys, std::span<size_t> sizes) = 0;
   // Erases the keys (absent keys are no error).
@@ -145,11 +144,11 @@ bool backend_is_ordered(std::string_view type);
 
 }  // namespace dango::kv
 
-#define DANGO_REGISTER_KV_BACKEND(name, Type)                                                \
-  [[maybe_unused]] static const bool dango_kv_backend_##name##_registered =                  \
-      ::dango::kv::register_backend(                                                         \
-          ::dango::kv::describe_backend<Type>(#name),                                        \
-          [](const nlohmann::json& config, const ::dango::kv::BackendContext& context)       \
-              -> std::unique_ptr<::dango::kv::Backend> {                                     \
-            return std::make_unique<Type>(config, context);                                  \
+#define DANGO_REGISTER_KV_BACKEND(name, Type)                                          \
+  [[maybe_unused]] static const bool dango_kv_backend_##name##_registered =            \
+      ::dango::kv::register_backend(                                                   \
+          ::dango::kv::describe_backend<Type>(#name),                                  \
+          [](const nlohmann::json& config, const ::dango::kv::BackendContext& context) \
+              -> std::unique_ptr<::dango::kv::Backend> {                               \
+            return std::make_unique<Type>(config, context);                            \
           })

@@ -10,8 +10,8 @@ namespace dango::kv {
 
 void DatabaseState::check(const p::WireStatus& status) const {
   if (status.code == ErrorCode::Ok) return;
-  throw Error(status.code, "kv database \"" + name + "\" at " + endpoint.address() + ": " +
-                               status.message);
+  throw Error(status.code,
+              "kv database \"" + name + "\" at " + endpoint.address() + ": " + status.message);
 }
 
 Packed pack(std::span<const std::string> items) {
@@ -71,10 +71,10 @@ Database Client::open(std::string_view address, rpc::ProviderId provider_id,
 
 Database Client::open(const rpc::Endpoint& endpoint, rpc::ProviderId provider_id,
                       std::string_view name) {
-  auto state = std::make_shared<DatabaseState>(engine_, endpoint, provider_id, options_,
-                                               std::string(name));
-  auto open = make_target<p::OpenReply(std::string)>(engine_, p::kOpen, endpoint, provider_id,
-                                                     options_);
+  auto state =
+      std::make_shared<DatabaseState>(engine_, endpoint, provider_id, options_, std::string(name));
+  auto open =
+      make_target<p::OpenReply(std::string)>(engine_, p::kOpen, endpoint, provider_id, options_);
   p::OpenReply reply = open(std::string(name));
   state->check(reply.status);
   state->id = reply.id;
@@ -89,14 +89,15 @@ const std::string& Database::type() const { return state_->type; }
 
 void Database::put(std::string_view key, std::span<const std::byte> value, PutOptions options) {
   const size_t key_size = key.size(), value_size = value.size();
-  p::PutReply reply = state_->put(make_put(*state_, bytes_of(key), {&key_size, 1}, value,
-                                           {&value_size, 1}, options.mode));
+  p::PutReply reply = state_->put(
+      make_put(*state_, bytes_of(key), {&key_size, 1}, value, {&value_size, 1}, options.mode));
   state_->check(reply.status);
   if (!applied_of(reply, 1)[0]) {
     const bool exists = options.mode == PutMode::NewOnly;
     state_->check({exists ? ErrorCode::KeyExists : ErrorCode::KeyNotFound,
-                   "key " + quoted(key) + (exists ? " already exists (PutMode::NewOnly)"
-                                                  : " does not exist (PutMode::ExistOnly)")});
+                   "key " + quoted(key) +
+                       (exists ? " already exists (PutMode::NewOnly)"
+                               : " does not exist (PutMode::ExistOnly)")});
   }
 }
 
@@ -187,7 +188,8 @@ std::vector<KeyValue> Database::list_keyvals(const ListOptions& options) {
   if (keys.size() != values.size()) throw Error(ErrorCode::Internal, "malformed listing reply");
   std::vector<KeyValue> out;
   out.reserve(keys.size());
-  for (size_t i = 0; i < keys.size(); ++i) out.push_back({std::move(keys[i]), std::move(values[i])});
+  for (size_t i = 0; i < keys.size(); ++i)
+    out.push_back({std::move(keys[i]), std::move(values[i])});
   return out;
 }
 

@@ -44,8 +44,8 @@ p::GetReply get_with_buffer(const DatabaseState& state, p::GetArgs& args, p::Get
   constexpr int kAttempts = 8;
   for (int attempt = 0; reply.needs_buffer; ++attempt) {
     if (attempt == kAttempts) {
-      throw Error(ErrorCode::Internal, "kv database \"" + state.name +
-                                           "\": values kept growing while being read");
+      throw Error(ErrorCode::Internal,
+                  "kv database \"" + state.name + "\": values kept growing while being read");
     }
     buffer.resize(total_of(reply.sizes));
     args.out = state.engine->expose(buffer, rpc::Access::kWriteOnly);
@@ -62,7 +62,8 @@ std::vector<std::optional<std::string>> finish_get_multi(const DatabaseState& st
                                                          p::GetArgs& args, p::GetReply reply) {
   std::vector<std::byte> buffer;
   reply = get_with_buffer(state, args, std::move(reply), buffer);
-  const char* at = reply.pushed ? reinterpret_cast<const char*>(buffer.data()) : reply.values.data();
+  const char* at =
+      reply.pushed ? reinterpret_cast<const char*>(buffer.data()) : reply.values.data();
   const size_t available = reply.pushed ? buffer.size() : reply.values.size();
   std::vector<std::optional<std::string>> out(reply.sizes.size());
   size_t used = 0;
@@ -202,9 +203,9 @@ size_t Database::get_packed(std::span<const std::byte> keys, std::span<const siz
                             std::span<std::byte> values, std::span<size_t> value_sizes,
                             GetOptions options) {
   if (value_sizes.size() != key_sizes.size()) {
-    state_->check({ErrorCode::InvalidArgument,
-                   "get_packed: " + std::to_string(value_sizes.size()) + " value sizes for " +
-                       std::to_string(key_sizes.size()) + " keys"});
+    state_->check({ErrorCode::InvalidArgument, "get_packed: " + std::to_string(value_sizes.size()) +
+                                                   " value sizes for " +
+                                                   std::to_string(key_sizes.size()) + " keys"});
   }
   p::GetArgs args{.db = state_->id,
                   .consume = options.consume,

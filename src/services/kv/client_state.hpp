@@ -52,9 +52,7 @@ struct DatabaseState {
   rpc::CallTarget<p::CountReply(p::DatabaseId)> count;
 
   // Bytes travel by bulk when over the inline limit, except in-process (no message at all).
-  bool use_bulk(size_t bytes) const {
-    return !endpoint.is_self() && bytes > options.inline_limit;
-  }
+  bool use_bulk(size_t bytes) const { return !endpoint.is_self() && bytes > options.inline_limit; }
   // Throws kv::Error for a failed reply, naming the database and provider.
   void check(const p::WireStatus& status) const;
 };

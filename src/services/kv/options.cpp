@@ -12,8 +12,8 @@ DatabaseConfig DatabaseConfig::from_json(const nlohmann::json& json, std::string
   reader.require("name", out.name);
   reader.get("type", out.type);
   if (reader.get("config", out.config) && !out.config.is_object()) {
-    config::fail(config::join(path, "config"), "expected an object, got " +
-                                                   config::type_name(out.config));
+    config::fail(config::join(path, "config"),
+                 "expected an object, got " + config::type_name(out.config));
   }
   reader.finish();
   if (out.name.empty()) config::fail(config::join(path, "name"), "must not be empty");

@@ -112,7 +112,7 @@ struct GetReply {
   WireStatus status{};
   std::vector<size_t> sizes{};  // per key, kNotFound when absent
   std::string values{};         // back to back, when they travel inline
-  bool pushed = false;        // values were pushed into GetArgs::out instead
+  bool pushed = false;          // values were pushed into GetArgs::out instead
   // The values are too large to travel inline and GetArgs::out is missing or too small: nothing
   // was read (or consumed); `sizes` says how much room they need.
   bool needs_buffer = false;

@@ -13,10 +13,18 @@ namespace dango::kv {
 namespace p = protocol;
 
 namespace {
-constexpr const char* kRpcNames[] = {p::kOpen,           p::kPut,           p::kGet,
-                                     p::kLength,         p::kErase,         p::kList,
-                                     p::kCount,          p::kCreateDatabase, p::kOpenDatabase,
-                                     p::kCloseDatabase,  p::kDestroyDatabase, p::kListDatabases};
+constexpr const char* kRpcNames[] = {p::kOpen,
+                                     p::kPut,
+                                     p::kGet,
+                                     p::kLength,
+                                     p::kErase,
+                                     p::kList,
+                                     p::kCount,
+                                     p::kCreateDatabase,
+                                     p::kOpenDatabase,
+                                     p::kCloseDatabase,
+                                     p::kDestroyDatabase,
+                                     p::kListDatabases};
 }  // namespace
 
 ProviderState::ProviderState(rpc::Engine& engine, ProviderOptions options)
@@ -26,7 +34,7 @@ ProviderState::ProviderState(rpc::Engine& engine, ProviderOptions options)
     for (size_t j = 0; j < i; ++j) {
       if (options_.databases[j].name == db.name) {
         dango::config::fail(dango::config::join(dango::config::join("databases", i), "name"),
-                     "duplicate database name \"" + db.name + "\"");
+                            "duplicate database name \"" + db.name + "\"");
       }
     }
   }
@@ -146,8 +154,12 @@ Provider::~Provider() {
 }
 
 nlohmann::json Provider::config() const { return state_->config(); }
-void Provider::create_database(const DatabaseConfig& config) { state_->add_database(config, true, "config"); }
-void Provider::open_database(const DatabaseConfig& config) { state_->add_database(config, false, "config"); }
+void Provider::create_database(const DatabaseConfig& config) {
+  state_->add_database(config, true, "config");
+}
+void Provider::open_database(const DatabaseConfig& config) {
+  state_->add_database(config, false, "config");
+}
 void Provider::close_database(const std::string& name) { state_->close_database(name, false); }
 void Provider::destroy_database(const std::string& name) { state_->close_database(name, true); }
 std::vector<DatabaseInfo> Provider::databases() const { return state_->databases(); }

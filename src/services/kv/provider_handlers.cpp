@@ -54,17 +54,17 @@ void ProviderState::check_key(std::string_view key, size_t index, const Backend&
   }
   const size_t limit = std::min(options_.max_key_size, backend.max_key_size());
   if (key.size() > limit) {
-    throw Error(ErrorCode::SizeLimit, "key " + quoted(key) + " has " + std::to_string(key.size()) +
-                                          " bytes, over the limit of " + std::to_string(limit) +
-                                          (limit == options_.max_key_size
-                                               ? " (provider max_key_size)"
-                                               : " (the " + std::string(backend.type()) +
-                                                     " backend's maximum)"));
+    throw Error(ErrorCode::SizeLimit,
+                "key " + quoted(key) + " has " + std::to_string(key.size()) +
+                    " bytes, over the limit of " + std::to_string(limit) +
+                    (limit == options_.max_key_size
+                         ? " (provider max_key_size)"
+                         : " (the " + std::string(backend.type()) + " backend's maximum)"));
   }
 }
 
 BufferPool::Lease ProviderState::pull(const rpc::Request& request, const rpc::Bulk& bulk,
-                                     size_t size) const {
+                                      size_t size) const {
   if (bulk.size() < size) {
     throw Error(ErrorCode::InvalidArgument, "the request's bulk holds " +
                                                 std::to_string(bulk.size()) + " bytes, not " +
@@ -112,10 +112,9 @@ p::PutReply ProviderState::put(const rpc::Request& request, const p::PutArgs& ar
   return guarded<p::PutReply>([&](p::PutReply& reply) {
     std::shared_ptr<Backend> backend = find(args.db);
     if (args.key_sizes.size() != args.value_sizes.size()) {
-      throw Error(ErrorCode::InvalidArgument, "put of " + std::to_string(args.key_sizes.size()) +
-                                                  " keys with " +
-                                                  std::to_string(args.value_sizes.size()) +
-                                                  " values");
+      throw Error(ErrorCode::InvalidArgument,
+                  "put of " + std::to_string(args.key_sizes.size()) + " keys with " +
+                      std::to_string(args.value_sizes.size()) + " values");
     }
     const size_t key_bytes = sum(args.key_sizes);
     const size_t value_bytes = sum(args.value_sizes);
@@ -130,11 +129,10 @@ p::PutReply ProviderState::put(const rpc::Request& request, const p::PutArgs& ar
       value_span = pulled.bytes().subspan(key_bytes);
     }
     if (key_span.size() != key_bytes || value_span.size() != value_bytes) {
-      throw Error(ErrorCode::InvalidArgument, "put sizes add up to " + std::to_string(key_bytes) +
-                                                  " + " + std::to_string(value_bytes) +
-                                                  " bytes but the request carries " +
-                                                  std::to_string(key_span.size()) + " + " +
-                                                  std::to_string(value_span.size()));
+      throw Error(ErrorCode::InvalidArgument,
+                  "put sizes add up to " + std::to_string(key_bytes) + " + " +
+                      std::to_string(value_bytes) + " bytes but the request carries " +
+                      std::to_string(key_span.size()) + " + " + std::to_string(value_span.size()));
     }
     std::vector<std::string_view> keys, values;
     split(key_span, args.key_sizes, keys);
@@ -142,10 +140,10 @@ p::PutReply ProviderState::put(const rpc::Request& request, const p::PutArgs& ar
     for (size_t i = 0; i < keys.size(); ++i) {
       check_key(keys[i], i, *backend);
       if (values[i].size() > options_.max_value_size) {
-        throw Error(ErrorCode::SizeLimit,
-                    "value of key " + quoted(keys[i]) + " has " + std::to_string(values[i].size()) +
-                        " bytes, over the provider's max_value_size of " +
-                        std::to_string(options_.max_value_size));
+        throw Error(ErrorCode::SizeLimit, "value of key " + quoted(keys[i]) + " has " +
+                                              std::to_string(values[i].size()) +
+                                              " bytes, over the provider's max_value_size of " +
+                                              std::to_string(options_.max_value_size));
       }
     }
     std::vector<bool> applied;
@@ -188,8 +186,8 @@ p::GetReply ProviderState::get(const rpc::Request& request, const p::GetArgs& ar
     };
     throw_if_failed(backend->get(batch.keys, args.consume, visit));
     if (!in_order) {
-      throw Error(ErrorCode::Internal, "backend " + std::string(backend->type()) +
-                                           " visited keys out of order");
+      throw Error(ErrorCode::Internal,
+                  "backend " + std::string(backend->type()) + " visited keys out of order");
     }
     if (reply.values.size() <= inline_room && reply.values.size() <= args.capacity) return;
     if (!fits(reply.values.size()) && !args.consume) {

@@ -62,8 +62,7 @@ class ProviderState {
                      const Backend& backend) const;
   void check_key(std::string_view key, size_t index, const Backend& backend) const;
   // Pulls `size` bytes of the caller's `bulk` into a pooled buffer.
-  BufferPool::Lease pull(const rpc::Request& request, const rpc::Bulk& bulk,
-                              size_t size) const;
+  BufferPool::Lease pull(const rpc::Request& request, const rpc::Bulk& bulk, size_t size) const;
   // Delivers gathered values: inline, or pushed into the caller's bulk `out`.
   void deliver(const rpc::Request& request, const protocol::GetArgs& args,
                protocol::GetReply& reply) const;

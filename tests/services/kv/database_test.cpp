@@ -25,7 +25,8 @@ struct Param {
 class KvDatabase : public ::testing::TestWithParam<Param> {
  protected:
   void SetUp() override {
-    deployment_ = std::make_unique<Deployment>(GetParam().backend, GetParam().in_process, dir_.path());
+    deployment_ =
+        std::make_unique<Deployment>(GetParam().backend, GetParam().in_process, dir_.path());
     db_ = deployment_->open();
   }
   bool ordered() const { return describe(GetParam().backend).ordered; }
@@ -155,8 +156,7 @@ TEST_P(KvDatabase, BatchesPutGetExistsLengthAndErase) {
 TEST_P(KvDatabase, PutMultiNewOnlyReportsWhichKeysWereWritten) {
   db_.put("b", "old");
   auto applied = db_.put_multi(std::vector<std::string>{"a", "b", "c"},
-                               std::vector<std::string>{"1", "2", "3"},
-                               {.mode = PutMode::NewOnly});
+                               std::vector<std::string>{"1", "2", "3"}, {.mode = PutMode::NewOnly});
   EXPECT_EQ(applied, (std::vector<bool>{true, false, true}));
   EXPECT_EQ(db_.get("b"), "old");
   applied = db_.put_multi(std::vector<std::string>{"a", "zz"}, std::vector<std::string>{"x", "y"},
@@ -194,7 +194,8 @@ TEST_P(KvDatabase, GetPackedIntoASmallBufferConsumesNothing) {
   std::vector<size_t> sizes(1);
   const std::string key = "a";
   const std::vector<size_t> key_sizes = {1};
-  EXPECT_EQ(error_code_of([&] { db_.get_packed(bytes_of(key), key_sizes, out, sizes, {.consume = true}); }),
+  EXPECT_EQ(error_code_of(
+                [&] { db_.get_packed(bytes_of(key), key_sizes, out, sizes, {.consume = true}); }),
             ErrorCode::BufferTooSmall);
   EXPECT_TRUE(db_.exists("a"));
 }
@@ -305,14 +306,15 @@ TEST_P(KvDatabase, ListingPagesNeverSkipOrRepeatAKey) {
 }
 
 TEST_P(KvDatabase, ListingHonoursStartInclusionAndReturnsValues) {
-  if (!ordered()) GTEST_SKIP() << "unordered backend (covered by ListingPagesNeverSkipOrRepeatAKey)";
+  if (!ordered())
+    GTEST_SKIP() << "unordered backend (covered by ListingPagesNeverSkipOrRepeatAKey)";
   db_.put_multi(std::vector<std::string>{"a", "b", "c", "d"},
                 std::vector<std::string>{"1", "2", "3", "4"});
   EXPECT_EQ(db_.list_keys({.start = "b"}), (std::vector<std::string>{"b", "c", "d"}));
-  EXPECT_EQ(db_.list_keys({.start = "b", .inclusive = false}), (std::vector<std::string>{"c", "d"}));
+  EXPECT_EQ(db_.list_keys({.start = "b", .inclusive = false}),
+            (std::vector<std::string>{"c", "d"}));
   EXPECT_EQ(db_.list_keys({.start = "bb", .max = 1}), (std::vector<std::string>{"c"}));
-  EXPECT_EQ(db_.list_keyvals({.start = "c"}),
-            (std::vector<KeyValue>{{"c", "3"}, {"d", "4"}}));
+  EXPECT_EQ(db_.list_keyvals({.start = "c"}), (std::vector<KeyValue>{{"c", "3"}, {"d", "4"}}));
   EXPECT_TRUE(db_.list_keys({.prefix = "z"}).empty());
 }
 
@@ -332,4 +334,3 @@ INSTANTIATE_TEST_SUITE_P(Backends, KvDatabase, ::testing::ValuesIn(all_params())
 
 }  // namespace
 }  // namespace dango::kv
-

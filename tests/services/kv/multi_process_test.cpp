@@ -68,7 +68,9 @@ class KvMultiProcess : public ::testing::TestWithParam<std::string> {
   TempDir dir_;
 };
 
-std::string value_of(const std::string& key) { return "value of " + key + std::string(key.size() % 50, '+'); }
+std::string value_of(const std::string& key) {
+  return "value of " + key + std::string(key.size() % 50, '+');
+}
 
 TEST_P(KvMultiProcess, AcknowledgedSyncedWritesSurviveSigkillAndRestart) {
   if (!describe(GetParam()).persistent) GTEST_SKIP() << "in-memory backend";
@@ -133,7 +135,8 @@ constexpr const char* kFullRunBackend = "rocksdb";
 std::string run_client(const std::string& address, int c, int ops, ClientLog& log) {
   // Nine processes share the machine's cores: a client that kept polling after each reply would
   // take the CPU from the server it waits for, so clients sleep in the kernel at once.
-  rpc::Engine engine{rpc::EngineOptions{.address = "tcp", .progress_poll = std::chrono::microseconds(0)}};
+  rpc::Engine engine{
+      rpc::EngineOptions{.address = "tcp", .progress_poll = std::chrono::microseconds(0)}};
   Database db = Client{engine, {.timeout = 60s}}.open(address, 1, "db");
   std::mt19937_64 rng(1000 + c);
   const std::string letter(1, static_cast<char>('a' + c));
@@ -165,8 +168,8 @@ std::string run_client(const std::string& address, int c, int ops, ClientLog& lo
       ++log.appended;
     } else {
       const std::string unique = "shared/unique/" + std::to_string(rng() % 2000);
-      auto applied = db.put_multi(std::vector<std::string>{unique}, std::vector<std::string>{letter},
-                                  {.mode = PutMode::NewOnly});
+      auto applied = db.put_multi(std::vector<std::string>{unique},
+                                  std::vector<std::string>{letter}, {.mode = PutMode::NewOnly});
       if (applied[0]) log.claimed.push_back(unique);
     }
   }
@@ -219,14 +222,16 @@ TEST_P(KvMultiProcess, EightClientProcessesLoseNoAcknowledgedWrite) {
   for (int c = 0; c < kClients; ++c) {
     int status = 0;
     ::waitpid(children[c], &status, 0);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "client " << c << " status " << status;
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        << "client " << c << " status " << status;
   }
   rpc::Engine engine{"tcp"};
   Database db = Client{engine, {.timeout = 60s}}.open(server.address(), 1, "db");
   const std::string shared_log = db.get("shared/log").value_or("");
   std::set<std::string> claimed;
   for (int c = 0; c < kClients; ++c) {
-    const ClientLog log = read_log((dir_.path() / ("client" + std::to_string(c) + ".json")).string());
+    const ClientLog log =
+        read_log((dir_.path() / ("client" + std::to_string(c) + ".json")).string());
     std::vector<std::string> keys;
     for (int k = 0; k < 400; ++k) keys.push_back("c" + std::to_string(c) + "/" + std::to_string(k));
     auto values = db.get_multi(keys);

@@ -50,12 +50,10 @@ TEST(KvProviderOptions, UnknownKeysAndWrongTypesNameTheKeyPath) {
 TEST(KvProvider, UnknownBackendTypeIsAnErrorListingTheAvailableOnes) {
   rpc::Engine engine{"tcp://127.0.0.1:0"};
   std::string message;
-  EXPECT_EQ(error_code_of(
-                [&] {
-                  Provider p(engine, 1, {.databases = {{.name = "x", .type = "rocks"}}});
-                },
-                &message),
-            ErrorCode::UnknownBackend);
+  EXPECT_EQ(
+      error_code_of([&] { Provider p(engine, 1, {.databases = {{.name = "x", .type = "rocks"}}}); },
+                    &message),
+      ErrorCode::UnknownBackend);
   EXPECT_NE(message.find("\"rocks\""), std::string::npos) << message;
   EXPECT_NE(message.find("map"), std::string::npos) << message;
 }
@@ -124,7 +122,8 @@ TEST_P(KvBackendConfig, UnusablePathIsAnIoErrorAndTheProviderServesOn) {
   std::ofstream(dir_.path() / "a-file") << "not a directory";
   rpc::Engine client{"tcp"};
   Admin admin{client};
-  DatabaseConfig bad{.name = "bad", .type = GetParam(),
+  DatabaseConfig bad{.name = "bad",
+                     .type = GetParam(),
                      .config = {{"path", (dir_.path() / "a-file" / "db").string()}}};
   std::string message;
   EXPECT_EQ(error_code_of([&] { admin.create_database(server.address(), 1, bad); }, &message),
@@ -167,10 +166,12 @@ TEST_P(KvBackendConfig, CorruptStoreIsAClearErrorAndTheProviderServesOn) {
 TEST(KvLmdb, AFullMapIsAnIoErrorNamingMapSizeAndTheStoreServesOn) {
   TempDir dir;
   rpc::Engine engine{"tcp://127.0.0.1:0"};
-  Provider provider(engine, 1, {.databases = {{.name = "small", .type = "lmdb",
-                                                .config = {{"path", (dir.path() / "small").string()},
-                                                           {"map_size", size_t{1} << 20},
-                                                           {"sync", false}}}}});
+  Provider provider(engine, 1,
+                    {.databases = {{.name = "small",
+                                    .type = "lmdb",
+                                    .config = {{"path", (dir.path() / "small").string()},
+                                               {"map_size", size_t{1} << 20},
+                                               {"sync", false}}}}});
   Database db = Client{engine}.open(engine.self(), 1, "small");
   db.put("before", "full");
   std::string message;
@@ -196,7 +197,8 @@ class KvAdmin : public ::testing::Test {
 TEST_F(KvAdmin, CreatesListsClosesAndDestroysDatabasesAtRunTime) {
   const std::string address = server_.address();
   for (const auto& backend : available_backends()) {
-    admin_.create_database(address, 3, database_config("new-" + backend.name, backend.name, dir_.path()));
+    admin_.create_database(address, 3,
+                           database_config("new-" + backend.name, backend.name, dir_.path()));
   }
   auto listed = admin_.list_databases(address, 3);
   EXPECT_EQ(listed.size(), available_backends().size() + 1);
@@ -236,15 +238,18 @@ TEST_F(KvAdmin, CloseKeepsDataThatOpenServesAgain) {
 TEST_F(KvAdmin, CreatingATakenNameOrAnUnknownTypeFailsClearly) {
   const std::string address = server_.address();
   std::string message;
-  EXPECT_EQ(error_code_of([&] { admin_.create_database(address, 3, {.name = "configured"}); },
-                          &message),
-            ErrorCode::DatabaseExists);
+  EXPECT_EQ(
+      error_code_of([&] { admin_.create_database(address, 3, {.name = "configured"}); }, &message),
+      ErrorCode::DatabaseExists);
   EXPECT_NE(message.find("\"configured\""), std::string::npos) << message;
-  EXPECT_EQ(error_code_of([&] { admin_.create_database(address, 3, {.name = "x", .type = "nope"}); }),
-            ErrorCode::UnknownBackend);
-  EXPECT_EQ(error_code_of([&] {
-              admin_.create_database(address, 3, {.name = "x", .config = {{"bogus", 1}}});
-            }, &message),
+  EXPECT_EQ(
+      error_code_of([&] { admin_.create_database(address, 3, {.name = "x", .type = "nope"}); }),
+      ErrorCode::UnknownBackend);
+  EXPECT_EQ(error_code_of(
+                [&] {
+                  admin_.create_database(address, 3, {.name = "x", .config = {{"bogus", 1}}});
+                },
+                &message),
             ErrorCode::InvalidArgument);
   EXPECT_NE(message.find("config.bogus: unknown key"), std::string::npos) << message;
   EXPECT_EQ(error_code_of([&] { admin_.destroy_database(address, 3, "never"); }),

@@ -33,8 +33,7 @@ class Admin {
   // Stops serving a database and keeps its data. Throws UnknownDatabase.
   void close_database(std::string_view address, rpc::ProviderId provider, std::string_view name);
   // Stops serving a database and deletes its data (once in-flight requests finish).
-  void destroy_database(std::string_view address, rpc::ProviderId provider,
-                        std::string_view name);
+  void destroy_database(std::string_view address, rpc::ProviderId provider, std::string_view name);
   // The provider's databases, ordered by name.
   std::vector<DatabaseInfo> list_databases(std::string_view address, rpc::ProviderId provider);
 

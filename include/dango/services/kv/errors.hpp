@@ -15,18 +15,18 @@ namespace dango::kv {
 // What went wrong. Stable numbers: they travel in replies.
 enum class ErrorCode : uint8_t {
   Ok = 0,
-  InvalidArgument,   // empty key, mismatched batch sizes, malformed request
-  SizeLimit,         // a key or value over the provider's limits (or the backend's)
-  KeyExists,         // PutMode::NewOnly on a key that exists
-  KeyNotFound,       // PutMode::ExistOnly on a key that does not exist
-  BufferTooSmall,    // the caller's buffer cannot hold the values asked for
-  Unsupported,       // the backend cannot do this (e.g. ordered listing on unordered_map)
-  UnknownDatabase,   // no database by that name or handle at the provider
-  DatabaseExists,    // creating a database whose name (or data) already exists
-  UnknownBackend,    // no backend registered under that type name
-  IoError,           // the store's disk failed: read-only path, disk full, missing files
-  Corruption,        // the store's files are damaged
-  Internal,          // a bug or an unexpected backend condition; the message says more
+  InvalidArgument,  // empty key, mismatched batch sizes, malformed request
+  SizeLimit,        // a key or value over the provider's limits (or the backend's)
+  KeyExists,        // PutMode::NewOnly on a key that exists
+  KeyNotFound,      // PutMode::ExistOnly on a key that does not exist
+  BufferTooSmall,   // the caller's buffer cannot hold the values asked for
+  Unsupported,      // the backend cannot do this (e.g. ordered listing on unordered_map)
+  UnknownDatabase,  // no database by that name or handle at the provider
+  DatabaseExists,   // creating a database whose name (or data) already exists
+  UnknownBackend,   // no backend registered under that type name
+  IoError,          // the store's disk failed: read-only path, disk full, missing files
+  Corruption,       // the store's files are damaged
+  Internal,         // a bug or an unexpected backend condition; the message says more
 };
 
 // "KeyExists", "IoError", ...

@@ -30,7 +30,9 @@ std::string_view view(const MDB_val& v) { return {static_cast<const char*>(v.mv_
 // A transaction aborted on scope exit unless committed.
 class Txn {
  public:
-  Txn(MDB_env* env, bool write) { rc_ = mdb_txn_begin(env, nullptr, write ? 0 : MDB_RDONLY, &txn_); }
+  Txn(MDB_env* env, bool write) {
+    rc_ = mdb_txn_begin(env, nullptr, write ? 0 : MDB_RDONLY, &txn_);
+  }
   ~Txn() {
     if (txn_) mdb_txn_abort(txn_);
   }
@@ -141,8 +143,10 @@ class LmdbBackend final : public Backend {
   size_t max_key_size() const override { return max_key_size_; }
 
   nlohmann::json config() const override {
-    return {{"path", path_},         {"create_if_missing", create_if_missing_},
-            {"map_size", map_size_}, {"max_readers", max_readers_},
+    return {{"path", path_},
+            {"create_if_missing", create_if_missing_},
+            {"map_size", map_size_},
+            {"max_readers", max_readers_},
             {"sync", sync_}};
   }
 
@@ -266,9 +270,9 @@ class LmdbBackend final : public Backend {
   Status fail(int rc, std::string_view what) const {
     std::string message = "lmdb " + std::string(what) + " in " + path_ + ": " + mdb_strerror(rc);
     if (rc == MDB_MAP_FULL) {
-      return Status::Fail(ErrorCode::IoError,
-                          message + " (the store reached its map_size of " +
-                              std::to_string(map_size_) + " bytes; raise map_size)");
+      return Status::Fail(ErrorCode::IoError, message + " (the store reached its map_size of " +
+                                                  std::to_string(map_size_) +
+                                                  " bytes; raise map_size)");
     }
     if (rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND || rc == MDB_INVALID) {
       return Status::Fail(ErrorCode::Corruption, message);

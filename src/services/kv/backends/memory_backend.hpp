@@ -130,7 +130,8 @@ class MemoryBackend : public Backend {
       if (!query.inclusive && it != data_.end() && it->first == query.start) ++it;
       for (; it != data_.end(); ++it) {
         if (!std::string_view(it->first).starts_with(query.prefix)) break;
-        if (!visit(it->first, query.with_values ? std::string_view(it->second) : std::string_view()))
+        if (!visit(it->first,
+                   query.with_values ? std::string_view(it->second) : std::string_view()))
           break;
       }
       return Status::Ok();

@@ -44,8 +44,10 @@ rocksdb::Slice slice(std::string_view s) { return {s.data(), s.size()}; }
 std::string_view view(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
 
 constexpr std::pair<std::string_view, rocksdb::CompressionType> kCompressions[] = {
-    {"none", rocksdb::kNoCompression}, {"snappy", rocksdb::kSnappyCompression},
-    {"lz4", rocksdb::kLZ4Compression}, {"zstd", rocksdb::kZSTD},
+    {"none", rocksdb::kNoCompression},
+    {"snappy", rocksdb::kSnappyCompression},
+    {"lz4", rocksdb::kLZ4Compression},
+    {"zstd", rocksdb::kZSTD},
     {"zlib", rocksdb::kZlibCompression}};
 
 class RocksDbBackend final : public Backend {

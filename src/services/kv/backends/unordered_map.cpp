@@ -7,7 +7,8 @@ namespace dango::kv {
 namespace {
 
 class UnorderedMapBackend final
-    : public MemoryBackend<std::unordered_map<std::string, std::string, StringHash, std::equal_to<>>> {
+    : public MemoryBackend<
+          std::unordered_map<std::string, std::string, StringHash, std::equal_to<>>> {
  public:
   using MemoryBackend::MemoryBackend;
   std::string_view type() const override { return "unordered_map"; }
