@@ -56,7 +56,7 @@ struct Plan {
 Plan make_plan(bool quick) {
   if (quick) {
     return {.sizes = {64, 64 * kKiB},
-            .single_max = 500,
+            .single_max = 200,
             .single_bytes = 8 * kMiB,
             .batches_max = 3,
             .batch_bytes = 64 * kMiB,
