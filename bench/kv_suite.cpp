@@ -1,0 +1,347 @@
+// The `kv` suite: the key/value service over tcp between two real processes, next to the same
+// backend called directly in this process, for every registered backend.
+//
+// The server is this binary re-exec'd as helper "kv_bench_server" (kv_bench_server.cpp): an
+// Engine with default options and a kv::Provider with one database of the backend measured. The
+// client is an Engine with default options here; every timed loop runs in one client ULT. The
+// baseline ("direct") is the same operations on the same backend type made in this process
+// through the backend interface, without provider or RPC.
+//
+// Keys are 16 bytes; values 64 B .. 64 KiB (field "size"). Cases (ops/s, MB/s of values in
+// "extra", ratio = RPC / direct):
+//   put, get               single-key operations, one RPC each
+//   put_batch, get_batch   batches of 1,024 keys (the packed forms), one RPC each
+//   list                   list_keyvals in pages of 1,024 over the single-put keys (ordered
+//                          backends only)
+//   get_vs_rpc             the single 64 B get's median latency (us) over the median of an empty
+//                          RPC measured in the same run (baseline "empty_rpc")
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+// The backend interface is internal to the kv component; the baseline calls it directly, as a
+// provider does.
+#include "../src/services/kv/backend.hpp"
+#include "dango/rpc/engine.hpp"
+#include "dango/services/kv/client.hpp"
+#include "suite.hpp"
+
+namespace dango::bench {
+namespace {
+
+constexpr std::size_t kKeySize = 16;
+constexpr std::size_t kBatch = 1024;
+
+struct Plan {
+  std::vector<std::size_t> sizes;
+  std::size_t single_max;    // single operations per size, at most
+  std::size_t single_bytes;  // ... and about this many value bytes
+  std::size_t batches_max;   // batches per size, at most
+  std::size_t batch_bytes;   // ... and about this many value bytes
+  std::size_t empty_rpcs;    // empty RPCs for the get_vs_rpc reference
+};
+
+Plan make_plan(bool quick) {
+  if (quick) {
+    return {.sizes = {64, 64 * kKiB},
+            .single_max = 200,
+            .single_bytes = 8 * kMiB,
+            .batches_max = 3,
+            .batch_bytes = 64 * kMiB,
+            .empty_rpcs = 500};
+  }
+  return {.sizes = {64, 4 * kKiB, 64 * kKiB},
+          .single_max = 5000,
+          .single_bytes = 128 * kMiB,
+          .batches_max = 20,
+          .batch_bytes = 256 * kMiB,
+          .empty_rpcs = 5000};
+}
+
+// A 16-byte key: a tag for the case, the size's index, and a counter.
+std::string key_of(char tag, std::size_t size_index, std::size_t i) {
+  char buf[kKeySize + 1];
+  std::snprintf(buf, sizeof buf, "%c%c%014zx", tag, static_cast<char>('0' + size_index), i);
+  return std::string(buf, kKeySize);
+}
+
+// The same operations, on a backend directly or through kv::Database.
+struct Target {
+  std::function<void(std::string_view key, std::string_view value)> put;
+  std::function<std::size_t(std::string_view key)> get;
+  std::function<void(std::span<const std::byte> keys, std::span<const std::size_t> key_sizes,
+                     std::span<const std::byte> values, std::span<const std::size_t> value_sizes)>
+      put_batch;
+  std::function<std::size_t(std::span<const std::byte> keys, std::span<const std::size_t> key_sizes,
+                            std::span<std::byte> out, std::span<std::size_t> out_sizes)>
+      get_batch;
+  // Lists every entry with `prefix` in pages of kBatch; returns how many.
+  std::function<std::size_t(const std::string& prefix)> list_all;
+};
+
+Target direct_target(kv::Backend& backend) {
+  Target t;
+  t.put = [&backend](std::string_view key, std::string_view value) {
+    std::vector<bool> applied;
+    backend.put({&key, 1}, {&value, 1}, kv::PutMode::Overwrite, applied);
+  };
+  t.get = [&backend](std::string_view key) {
+    std::string value;
+    auto copy = [&](std::size_t, std::string_view v) { value.assign(v); };
+    backend.get({&key, 1}, false, copy);
+    return value.size();
+  };
+  t.put_batch = [&backend](auto keys, auto key_sizes, auto values, auto value_sizes) {
+    std::vector<std::string_view> k, v;
+    std::size_t at = 0;
+    for (auto s : key_sizes)
+      k.emplace_back(reinterpret_cast<const char*>(keys.data()) + at, s), at += s;
+    at = 0;
+    for (auto s : value_sizes)
+      v.emplace_back(reinterpret_cast<const char*>(values.data()) + at, s), at += s;
+    std::vector<bool> applied;
+    backend.put(k, v, kv::PutMode::Overwrite, applied);
+  };
+  t.get_batch = [&backend](auto keys, auto key_sizes, auto out, auto out_sizes) {
+    std::vector<std::string_view> k;
+    std::size_t at = 0;
+    for (auto s : key_sizes)
+      k.emplace_back(reinterpret_cast<const char*>(keys.data()) + at, s), at += s;
+    std::size_t used = 0;
+    auto copy = [&](std::size_t i, std::string_view v) {
+      std::memcpy(out.data() + used, v.data(), v.size());
+      out_sizes[i] = v.size();
+      used += v.size();
+    };
+    backend.get(k, false, copy);
+    return used;
+  };
+  t.list_all = [&backend](const std::string& prefix) {
+    std::size_t n = 0;
+    std::string last;
+    bool first = true;
+    for (;;) {
+      std::vector<kv::KeyValue> page;
+      auto visit = [&](std::string_view key, std::string_view value) {
+        page.push_back({std::string(key), std::string(value)});
+        return page.size() < kBatch;
+      };
+      kv::Status s = backend.list({.start = first ? prefix : last,
+                                   .inclusive = first,
+                                   .prefix = prefix,
+                                   .with_values = true},
+                                  visit);
+      if (!s.ok()) throw kv::Error(s.code, s.message);
+      if (page.empty()) return n;
+      n += page.size();
+      last = page.back().key;
+      first = false;
+    }
+  };
+  return t;
+}
+
+Target rpc_target(kv::Database& db) {
+  Target t;
+  t.put = [&db](std::string_view key, std::string_view value) { db.put(key, value); };
+  t.get = [&db](std::string_view key) { return db.get(key)->size(); };
+  t.put_batch = [&db](auto keys, auto key_sizes, auto values, auto value_sizes) {
+    db.put_packed(keys, key_sizes, values, value_sizes);
+  };
+  t.get_batch = [&db](auto keys, auto key_sizes, auto out, auto out_sizes) {
+    return db.get_packed(keys, key_sizes, out, out_sizes);
+  };
+  t.list_all = [&db](const std::string& prefix) {
+    std::size_t n = 0;
+    kv::ListOptions options{.prefix = prefix, .max = kBatch};
+    for (;;) {
+      auto page = db.list_keyvals(options);
+      if (page.empty()) return n;
+      n += page.size();
+      options.start = page.back().key;
+      options.inclusive = false;
+    }
+  };
+  return t;
+}
+
+// Figures of one case: operations (items), the time they took, single-op latencies.
+struct Result {
+  double ops_per_s = 0;
+  double mb_per_s = 0;
+  std::vector<double> latency_us;
+};
+
+Result finish(std::size_t items, std::size_t value_size, double seconds, std::vector<double> lat) {
+  return {.ops_per_s = static_cast<double>(items) / seconds,
+          .mb_per_s = static_cast<double>(items * value_size) / seconds / 1e6,
+          .latency_us = std::move(lat)};
+}
+
+// Every case for one value size on one target, in a fixed order (puts before the reads).
+std::map<std::string, Result> run_cases(const Target& t, std::size_t size_index, std::size_t size,
+                                        const Plan& plan, bool ordered) {
+  std::map<std::string, Result> out;
+  const std::string value(size, 'v');
+  const std::size_t singles =
+      std::max<std::size_t>(50, std::min(plan.single_max, plan.single_bytes / size));
+  std::vector<double> lat;
+  Stopwatch watch;
+  for (std::size_t i = 0; i < singles; ++i) {
+    const std::int64_t start = now_ns();
+    t.put(key_of('p', size_index, i), value);
+    lat.push_back(static_cast<double>(now_ns() - start) / 1e3);
+  }
+  out["put"] = finish(singles, size, watch.elapsed_s(), std::move(lat));
+  lat = {};
+  watch.restart();
+  for (std::size_t i = 0; i < singles; ++i) {
+    const std::int64_t start = now_ns();
+    if (t.get(key_of('p', size_index, i)) != size) throw std::runtime_error("kv bench: get size");
+    lat.push_back(static_cast<double>(now_ns() - start) / 1e3);
+  }
+  out["get"] = finish(singles, size, watch.elapsed_s(), std::move(lat));
+
+  const std::size_t batches =
+      std::max<std::size_t>(1, std::min(plan.batches_max, plan.batch_bytes / (size * kBatch)));
+  std::vector<std::byte> values(size * kBatch, std::byte{'w'}), got(size * kBatch);
+  const std::vector<std::size_t> key_sizes(kBatch, kKeySize), value_sizes(kBatch, size);
+  std::vector<std::size_t> got_sizes(kBatch);
+  std::vector<std::vector<std::byte>> keys(batches);
+  for (std::size_t b = 0; b < batches; ++b) {
+    for (std::size_t j = 0; j < kBatch; ++j) {
+      const std::string k = key_of('b', size_index, b * kBatch + j);
+      const auto* p = reinterpret_cast<const std::byte*>(k.data());
+      keys[b].insert(keys[b].end(), p, p + k.size());
+    }
+  }
+  watch.restart();
+  for (std::size_t b = 0; b < batches; ++b) t.put_batch(keys[b], key_sizes, values, value_sizes);
+  out["put_batch"] = finish(batches * kBatch, size, watch.elapsed_s(), {});
+  watch.restart();
+  for (std::size_t b = 0; b < batches; ++b) {
+    if (t.get_batch(keys[b], key_sizes, got, got_sizes) != got.size()) {
+      throw std::runtime_error("kv bench: get_batch size");
+    }
+  }
+  out["get_batch"] = finish(batches * kBatch, size, watch.elapsed_s(), {});
+  if (ordered) {
+    watch.restart();
+    const std::size_t listed = t.list_all(key_of('p', size_index, 0).substr(0, 2));
+    if (listed != singles) throw std::runtime_error("kv bench: listed " + std::to_string(listed));
+    out["list"] = finish(listed, size, watch.elapsed_s(), {});
+  }
+  return out;
+}
+
+template <class T>
+T in_ult(rpc::Engine& engine, const std::function<T()>& body) {
+  T result{};
+  engine.rpc_pool().spawn([&] { result = body(); }).join();
+  return result;
+}
+
+// A temporary directory for the stores, removed on scope exit.
+struct TempDir {
+  TempDir() {
+    std::string templ = (std::filesystem::temp_directory_path() / "dango-kv-bench-XXXXXX").string();
+    if (::mkdtemp(templ.data()) == nullptr) throw std::runtime_error("kv bench: mkdtemp failed");
+    path = templ;
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path, ignored);
+  }
+  std::filesystem::path path;
+};
+
+void run_backend(const kv::BackendDescription& backend, const Plan& plan, Reporter& reporter) {
+  TempDir dir;
+  using Cases = std::vector<std::map<std::string, Result>>;
+  Cases direct, remote;
+  {
+    nlohmann::json config = nlohmann::json::object();
+    if (backend.persistent) config["path"] = (dir.path / "direct").string();
+    auto store = kv::make_backend(backend.name, config, {.name = "bench", .config_path = "config"});
+    const Target t = direct_target(*store);
+    for (std::size_t s = 0; s < plan.sizes.size(); ++s) {
+      direct.push_back(run_cases(t, s, plan.sizes[s], plan, backend.ordered));
+    }
+  }
+  rpc::Engine engine{rpc::EngineOptions{.address = "tcp"}};
+  HelperProcess server("kv_bench_server", {backend.name, dir.path.string()});
+  const rpc::Endpoint endpoint = engine.lookup(server.read_line());
+  std::vector<double> empty_us;
+  remote = in_ult<Cases>(engine, [&] {
+    auto empty = engine.rpc<void()>("bench_empty").on(endpoint);
+    for (std::size_t i = 0; i < plan.empty_rpcs / 10; ++i) empty();
+    for (std::size_t i = 0; i < plan.empty_rpcs; ++i) {
+      const std::int64_t start = now_ns();
+      empty();
+      empty_us.push_back(static_cast<double>(now_ns() - start) / 1e3);
+    }
+    kv::Database db = kv::Client{engine}.open(endpoint, 1, "bench");
+    const Target t = rpc_target(db);
+    Cases cases;
+    for (std::size_t s = 0; s < plan.sizes.size(); ++s) {
+      cases.push_back(run_cases(t, s, plan.sizes[s], plan, backend.ordered));
+    }
+    return cases;
+  });
+  engine.rpc<void()>("bench_shutdown").on(endpoint).timeout(std::chrono::seconds(10))();
+  server.wait_exit(std::chrono::seconds(30));
+
+  for (std::size_t s = 0; s < plan.sizes.size(); ++s) {
+    for (const auto& [name, result] : remote[s]) {
+      char mb[32];
+      std::snprintf(mb, sizeof mb, "%.1f", result.mb_per_s);
+      reporter.add({.transport = "tcp",
+                    .case_name = name,
+                    .size = plan.sizes[s],
+                    .value = result.ops_per_s,
+                    .unit = "ops/s",
+                    .baseline = "direct",
+                    .baseline_value = direct[s].at(name).ops_per_s,
+                    .extra = {{"backend", backend.name}, {"MB/s", mb}}});
+    }
+  }
+  reporter.add({.transport = "tcp",
+                .case_name = "get_vs_rpc",
+                .size = plan.sizes[0],
+                .value = median(remote[0].at("get").latency_us),
+                .unit = "us",
+                .baseline = "empty_rpc",
+                .baseline_value = median(empty_us),
+                .extra = {{"backend", backend.name}}});
+}
+
+void run_kv_suite(const Options& options, Reporter& reporter) {
+  const Plan plan = make_plan(options.quick);
+  if (std::find(options.transports.begin(), options.transports.end(), "tcp") ==
+      options.transports.end()) {
+    std::cerr << "kv suite: measures tcp only for now; skipping\n";
+    return;
+  }
+  for (const auto& backend : kv::available_backends()) {
+    run_backend(backend, plan, reporter);
+    reporter.flush(std::cout);
+  }
+}
+
+}  // namespace
+
+DANGO_REGISTER_BENCH_SUITE(kv, run_kv_suite);
+
+}  // namespace dango::bench

@@ -1,0 +1,61 @@
+#pragma once
+// Configuration of the key/value service: a database (name, backend type, backend options), a
+// provider (its databases and limits) and a client. Built with designated initializers in C++ or
+// read from JSON, where unknown keys and wrong types are ConfigErrors naming the key path:
+//
+//   {"databases": [{"name": "meta", "type": "rocksdb",
+//                   "config": {"path": "/tmp/meta", "sync": true}}],
+//    "max_key_size": 4096, "inline_limit": 16384}
+
+#include <chrono>
+#include <cstddef>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace dango::kv {
+
+// One database: its name at the provider, its backend type and that backend's options.
+struct DatabaseConfig {
+  std::string name{};
+  // A registered backend: "map", "unordered_map", "rocksdb", "leveldb", "lmdb" (default "map").
+  std::string type = "map";
+  // The backend's options (see backends/<type>.cpp), e.g. {"path": "/tmp/db", "sync": true}.
+  nlohmann::json config = nlohmann::json::object();
+
+  // Reads {"name", "type", "config"}; throws ConfigError naming the key.
+  static DatabaseConfig from_json(const nlohmann::json& json, std::string_view path);
+  nlohmann::json to_json() const;
+};
+
+struct ProviderOptions {
+  // Databases opened when the provider starts (default none; more can be added at run time).
+  std::vector<DatabaseConfig> databases{};
+  // Longest key accepted, in bytes (default 4 KiB). Longer keys fail with SizeLimit.
+  size_t max_key_size = 4096;
+  // Largest value accepted, in bytes (default 256 MiB).
+  size_t max_value_size = size_t{256} << 20;
+  // Replies carry values inline up to this many bytes in total; beyond, they are pushed into
+  // the client's memory by a bulk transfer (default 16 KiB).
+  size_t inline_limit = 16 << 10;
+  // A listing page stops once its reply holds this many bytes (default 4 MiB), so that any page
+  // fits one message; the caller continues from its last key.
+  size_t max_list_reply = 4 << 20;
+
+  // Reads the JSON above; throws ConfigError naming the key (`path` prefixes it).
+  static ProviderOptions from_json(const nlohmann::json& json, std::string_view path = "");
+  // The effective configuration, defaults filled in.
+  nlohmann::json to_json() const;
+};
+
+struct ClientOptions {
+  // A batch whose keys and values exceed this many bytes travels as a bulk transfer the
+  // provider pulls, rather than inside the RPC message (default 16 KiB).
+  size_t inline_limit = 16 << 10;
+  // Deadline of every RPC issued (default: none).
+  std::optional<std::chrono::milliseconds> timeout{};
+};
+
+}  // namespace dango::kv

@@ -1,0 +1,217 @@
+// "leveldb": a persistent, ordered database in LevelDB (Debian's libleveldb). Config:
+//   path               directory of the store (required)
+//   create_if_missing  create the store when absent (default true)
+//   error_if_exists    refuse an existing store (default false; forced by Admin::create)
+//   sync               fsync the log on every write (default false, LevelDB's default)
+//   cache_size         block cache in bytes (default 8 MiB)
+//   compression        "none" or "snappy" (default "snappy")
+//   write_buffer_size  memtable size in bytes before a flush (default 4 MiB)
+//   max_open_files     file descriptors LevelDB may keep (default 1000)
+//   block_size         uncompressed bytes per block (default 4 KiB)
+//   paranoid_checks    verify files aggressively, failing early on corruption (default false)
+// Writes go through one mutex so that every put mode is atomic per key; reads take no lock.
+// count() walks every key.
+
+#include <leveldb/cache.h>
+#include <leveldb/db.h>
+#include <leveldb/write_batch.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <mutex>
+#include <utility>
+
+#include "dango/common/config.hpp"
+#include "services/kv/backend.hpp"
+#include "services/kv/backends/put_modes.hpp"
+
+namespace dango::kv {
+namespace {
+
+Status status_of(const leveldb::Status& s, std::string_view what) {
+  if (s.ok()) return Status::Ok();
+  ErrorCode code = ErrorCode::Internal;
+  if (s.IsIOError()) code = ErrorCode::IoError;
+  if (s.IsCorruption()) code = ErrorCode::Corruption;
+  if (s.IsInvalidArgument()) code = ErrorCode::InvalidArgument;
+  return Status::Fail(code, "leveldb " + std::string(what) + ": " + s.ToString());
+}
+
+leveldb::Slice slice(std::string_view s) { return {s.data(), s.size()}; }
+std::string_view view(const leveldb::Slice& s) { return {s.data(), s.size()}; }
+
+constexpr std::pair<std::string_view, leveldb::CompressionType> kCompressions[] = {
+    {"none", leveldb::kNoCompression}, {"snappy", leveldb::kSnappyCompression}};
+
+class LevelDbBackend final : public Backend {
+ public:
+  static constexpr bool kPersistent = true;
+  static constexpr bool kOrdered = true;
+
+  LevelDbBackend(const nlohmann::json& json, const BackendContext& context) {
+    read_config(json, context.config_path);
+    if (context.must_create) error_if_exists_ = true;
+    cache_.reset(leveldb::NewLRUCache(cache_size_));
+    options_.create_if_missing = create_if_missing_;
+    options_.error_if_exists = error_if_exists_;
+    options_.paranoid_checks = paranoid_checks_;
+    options_.write_buffer_size = write_buffer_size_;
+    options_.max_open_files = max_open_files_;
+    options_.block_size = block_size_;
+    options_.compression = compression_;
+    options_.block_cache = cache_.get();
+    write_options_.sync = sync_;
+    leveldb::DB* db = nullptr;
+    leveldb::Status s = leveldb::DB::Open(options_, path_, &db);
+    if (!s.ok()) {
+      const bool exists = error_if_exists_ && s.IsInvalidArgument() &&
+                          s.ToString().find("exists") != std::string::npos;
+      Status st = status_of(s, "cannot open " + path_);
+      throw Error(exists ? ErrorCode::DatabaseExists : st.code,
+                  "database \"" + context.name + "\": " + st.message);
+    }
+    db_.reset(db);
+  }
+
+  ~LevelDbBackend() override {
+    db_.reset();  // before the cache it uses
+    if (destroy_when_closed_) {
+      leveldb::DestroyDB(path_, options_);
+      std::error_code ignored;
+      std::filesystem::remove_all(path_, ignored);
+    }
+  }
+
+  std::string_view type() const override { return "leveldb"; }
+
+  nlohmann::json config() const override {
+    return {{"path", path_},
+            {"create_if_missing", create_if_missing_},
+            {"error_if_exists", error_if_exists_},
+            {"sync", sync_},
+            {"cache_size", cache_size_},
+            {"compression", compression_ == leveldb::kNoCompression ? "none" : "snappy"},
+            {"write_buffer_size", write_buffer_size_},
+            {"max_open_files", max_open_files_},
+            {"block_size", block_size_},
+            {"paranoid_checks", paranoid_checks_}};
+  }
+
+  Status put(std::span<const std::string_view> keys, std::span<const std::string_view> values,
+             PutMode mode, std::vector<bool>& applied) override {
+    std::lock_guard lock(write_mutex_);
+    leveldb::WriteBatch batch;
+    auto read = [&](std::string_view key, std::string* value, bool* found) {
+      leveldb::Status s = db_->Get(leveldb::ReadOptions(), slice(key), value);
+      *found = s.ok();
+      return s.IsNotFound() ? Status::Ok() : status_of(s, "get");
+    };
+    auto write = [&](std::string_view key, std::string_view value) {
+      batch.Put(slice(key), slice(value));
+    };
+    Status status = plan_put(keys, values, mode, applied, read, write);
+    if (!status.ok()) return status;
+    return status_of(db_->Write(write_options_, &batch), "write");
+  }
+
+  Status get(std::span<const std::string_view> keys, bool consume, ValueVisitor visit) override {
+    std::unique_lock lock(write_mutex_, std::defer_lock);
+    if (consume) lock.lock();
+    std::vector<std::pair<size_t, std::string>> found;
+    leveldb::WriteBatch batch;
+    std::string value;
+    for (size_t i = 0; i < keys.size(); ++i) {
+      leveldb::Status s = db_->Get(leveldb::ReadOptions(), slice(keys[i]), &value);
+      if (s.IsNotFound()) continue;
+      if (!s.ok()) return status_of(s, "get");
+      if (!consume) {
+        visit(i, value);
+        continue;
+      }
+      batch.Delete(slice(keys[i]));
+      found.emplace_back(i, std::move(value));
+    }
+    if (!consume) return Status::Ok();
+    // Erase first, then hand the values out: a failed write delivers and erases nothing.
+    Status status = status_of(db_->Write(write_options_, &batch), "write");
+    if (!status.ok()) return status;
+    for (const auto& [i, v] : found) visit(i, v);
+    return Status::Ok();
+  }
+
+  Status length(std::span<const std::string_view> keys, std::span<size_t> sizes) override {
+    std::string value;
+    for (size_t i = 0; i < keys.size(); ++i) {
+      leveldb::Status s = db_->Get(leveldb::ReadOptions(), slice(keys[i]), &value);
+      if (!s.ok() && !s.IsNotFound()) return status_of(s, "get");
+      sizes[i] = s.ok() ? value.size() : kNotFound;
+    }
+    return Status::Ok();
+  }
+
+  Status erase(std::span<const std::string_view> keys) override {
+    std::lock_guard lock(write_mutex_);
+    leveldb::WriteBatch batch;
+    for (std::string_view key : keys) batch.Delete(slice(key));
+    return status_of(db_->Write(write_options_, &batch), "write");
+  }
+
+  Status list(const ListQuery& query, EntryVisitor visit) override {
+    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
+    it->Seek(slice(std::max(query.start, query.prefix)));
+    if (!query.inclusive && it->Valid() && view(it->key()) == query.start) it->Next();
+    for (; it->Valid(); it->Next()) {
+      std::string_view key = view(it->key());
+      if (!key.starts_with(query.prefix)) break;
+      if (!visit(key, query.with_values ? view(it->value()) : std::string_view())) break;
+    }
+    return status_of(it->status(), "iterate");
+  }
+
+  Status count(uint64_t& count) override {
+    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
+    count = 0;
+    for (it->SeekToFirst(); it->Valid(); it->Next()) ++count;
+    return status_of(it->status(), "iterate");
+  }
+
+ private:
+  void read_config(const nlohmann::json& json, const std::string& path) {
+    config::ConfigReader reader(json, path);
+    reader.require("path", path_);
+    reader.get("create_if_missing", create_if_missing_);
+    reader.get("error_if_exists", error_if_exists_);
+    reader.get("sync", sync_);
+    reader.get("cache_size", cache_size_);
+    reader.get_enum("compression", compression_, kCompressions);
+    reader.get("write_buffer_size", write_buffer_size_);
+    reader.get("max_open_files", max_open_files_);
+    reader.get("block_size", block_size_);
+    reader.get("paranoid_checks", paranoid_checks_);
+    reader.finish();
+    if (path_.empty()) config::fail(config::join(path, "path"), "must not be empty");
+  }
+
+  std::string path_;
+  bool create_if_missing_ = true;
+  bool error_if_exists_ = false;
+  bool sync_ = false;
+  size_t cache_size_ = 8 << 20;
+  leveldb::CompressionType compression_ = leveldb::kSnappyCompression;
+  size_t write_buffer_size_ = 4 << 20;
+  int max_open_files_ = 1000;
+  size_t block_size_ = 4096;
+  bool paranoid_checks_ = false;
+
+  std::unique_ptr<leveldb::Cache> cache_;
+  leveldb::Options options_;
+  leveldb::WriteOptions write_options_;
+  std::unique_ptr<leveldb::DB> db_;
+  std::mutex write_mutex_;
+};
+
+}  // namespace
+
+DANGO_REGISTER_KV_BACKEND(leveldb, LevelDbBackend);
+
+}  // namespace dango::kv

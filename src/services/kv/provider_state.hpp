@@ -1,0 +1,111 @@
+#pragma once
+// What a kv::Provider owns: its databases (by name and by the id handed to clients), its limits,
+// and the RPC handlers (provider_handlers.cpp). The table is read on every request under a
+// shared lock; admin operations change it under an exclusive one.
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "dango/rpc/engine.hpp"
+#include "dango/services/kv/options.hpp"
+#include "services/kv/backend.hpp"
+#include "services/kv/buffer_pool.hpp"
+#include "services/kv/protocol.hpp"
+
+namespace dango::kv {
+
+// A request's keys, checked and ready for the backend; owns pulled bytes when they came by bulk.
+struct KeyBatch {
+  BufferPool::Lease pulled;
+  std::vector<std::string_view> keys;
+};
+
+class ProviderState {
+ public:
+  ProviderState(rpc::Engine& engine, ProviderOptions options);
+
+  // Admin (throw kv::Error / ConfigError).
+  void add_database(const DatabaseConfig& config, bool must_create, const std::string& config_path);
+  void close_database(const std::string& name, bool destroy);
+  std::vector<DatabaseInfo> databases() const;
+  nlohmann::json config() const;
+  void close_all();
+
+  // RPC handlers: never throw (every failure becomes the reply's status).
+  protocol::OpenReply open(const std::string& name);
+  protocol::PutReply put(const rpc::Request& request, const protocol::PutArgs& args);
+  protocol::GetReply get(const rpc::Request& request, const protocol::GetArgs& args);
+  protocol::LengthReply length(const rpc::Request& request, const protocol::KeysArgs& args);
+  protocol::WireStatus erase(const rpc::Request& request, const protocol::KeysArgs& args);
+  protocol::ListReply list(const protocol::ListArgs& args);
+  protocol::CountReply count(protocol::DatabaseId db);
+  protocol::OpenReply admin_add(const protocol::DatabaseSpecWire& spec, bool must_create);
+  protocol::WireStatus admin_close(const std::string& name, bool destroy);
+  protocol::ListDatabasesReply admin_list();
+
+ private:
+  struct Entry {
+    protocol::DatabaseId id = 0;
+    DatabaseConfig config;
+    std::shared_ptr<Backend> backend;
+  };
+  // The backend behind `id`, or throws kv::Error(UnknownDatabase).
+  std::shared_ptr<Backend> find(protocol::DatabaseId id) const;
+  // Checks a request's keys (non-empty, within limits, sizes adding up) and pulls them when they
+  // came by bulk. Throws kv::Error.
+  KeyBatch read_keys(const rpc::Request& request, const protocol::Keys& keys,
+                     const Backend& backend) const;
+  void check_key(std::string_view key, size_t index, const Backend& backend) const;
+  // Pulls `size` bytes of the caller's `bulk` into a pooled buffer.
+  BufferPool::Lease pull(const rpc::Request& request, const rpc::Bulk& bulk, size_t size) const;
+  // Delivers gathered values: inline, or pushed into the caller's bulk `out`.
+  void deliver(const rpc::Request& request, const protocol::GetArgs& args,
+               protocol::GetReply& reply) const;
+
+  rpc::Engine& engine_;
+  ProviderOptions options_;
+  mutable BufferPool buffers_;
+  std::mutex admin_mutex_;  // one admin operation at a time (opening a store may be slow)
+  mutable std::shared_mutex table_mutex_;
+  std::map<std::string, Entry, std::less<>> by_name_;
+  std::unordered_map<protocol::DatabaseId, std::shared_ptr<Backend>> by_id_;
+  protocol::DatabaseId next_id_ = 1;
+};
+
+// Logs a failed request: store trouble (IoError, Corruption, Internal) as a warning, the
+// caller's mistakes (bad keys, modes refused) at debug level.
+void log_failure(const protocol::WireStatus& status);
+
+// Runs `body`, turning any exception into `reply.status` (or the WireStatus itself).
+template <class Reply, class Body>
+Reply guarded(Body&& body) {
+  Reply reply{};
+  auto status_of = [](Reply& r) -> protocol::WireStatus& {
+    if constexpr (std::is_same_v<Reply, protocol::WireStatus>) {
+      return r;
+    } else {
+      return r.status;
+    }
+  };
+  try {
+    body(reply);
+  } catch (const Error& e) {
+    reply = Reply{};
+    status_of(reply) = {e.code(), e.what()};
+  } catch (const ConfigError& e) {
+    reply = Reply{};
+    status_of(reply) = {ErrorCode::InvalidArgument, e.what()};
+  } catch (const std::exception& e) {
+    reply = Reply{};
+    status_of(reply) = {ErrorCode::Internal, e.what()};
+  }
+  if (status_of(reply).code != ErrorCode::Ok) log_failure(status_of(reply));
+  return reply;
+}
+
+}  // namespace dango::kv
