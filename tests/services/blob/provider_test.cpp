@@ -101,6 +101,22 @@ TEST(BlobProvider, TargetsAreCreatedListedAndDestroyedAtRunTime) {
   EXPECT_EQ(server.client.list_targets(address, kProviderId).size(), 1u);
 }
 
+TEST(BlobProvider, AMemoryTargetWithACapacityRefusesWhatDoesNotFit) {
+  BlobServer server{ProviderOptions{
+      .targets = {{.name = "m", .type = "memory", .config = {{"capacity", uint64_t{10000}}}}}}};
+  const Target target = server.open("m");
+  const RegionId a = target.create(6000);
+  try {
+    target.create(6000);
+    FAIL() << "a region past the capacity was created";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kNoSpace);
+  }
+  target.erase(a);
+  target.create(10000);
+  EXPECT_EQ(server.provider->targets().front().free_bytes, 0u);
+}
+
 TEST(BlobProvider, OpeningAnUnknownTargetFailsNamingIt) {
   BlobServer server{ProviderOptions{.targets = {{.name = "a", .type = "memory"}}}};
   try {
@@ -131,7 +147,7 @@ TEST(BlobProvider, EffectiveConfigListsTargetsWithDefaults) {
   EXPECT_EQ(config["staging"]["buffers"], 8);
 }
 
-TEST(BlobProvider, InProcessCallsTakeTheDirectPath) {
+TEST(BlobProvider, CallsToAProviderOfTheSameEngineWork) {
   rpc::Engine engine{"tcp://127.0.0.1:0"};
   Provider provider(engine, 3, ProviderOptions{.targets = {{.name = "m", .type = "memory"}}});
   Client client(engine);

@@ -15,9 +15,12 @@ using namespace testing;
 
 class TargetSuite : public ::testing::TestWithParam<std::string> {
  protected:
-  // Small staging buffers, so that a few MiB cross several pipelined chunks.
+  // Small staging buffers, so that a few MiB cross several pipelined chunks; a bounded target
+  // holds 8 MiB, so that reuse of erased space is needed after a few MiB.
   ProviderOptions options() {
-    return ProviderOptions{.targets = {target_config(GetParam(), dir_.path())},
+    TargetConfig target = target_config(GetParam(), dir_.path());
+    if (target.config.contains("capacity")) target.config["capacity"] = uint64_t{8} << 20;
+    return ProviderOptions{.targets = {target},
                            .inline_threshold = 1024,
                            .staging = {.buffer_size = 256 << 10, .buffers = 4, .pipeline_depth = 2}};
   }
@@ -140,8 +143,8 @@ TEST_P(TargetSuite, EraseRemovesTheRegionAndItsSpaceIsReused) {
   const TargetInfo after = server_.provider->targets().front();
   EXPECT_EQ(after.regions, 0u);
   EXPECT_EQ(after.used_bytes, 0u);
-  // 40 more regions of 1 MiB than fit at once in a 64 MiB file target: only reuse allows it.
-  for (int i = 0; i < 100; ++i) target_.erase(target_.create_write_persist(data));
+  // Twice as many regions of 1 MiB as fit at once in an 8 MiB target: only reuse allows it.
+  for (int i = 0; i < 16; ++i) target_.erase(target_.create_write_persist(data));
   const RegionId last = target_.create_write_persist(data);
   std::vector<std::byte> back(data.size());
   target_.read(last, 0, back);

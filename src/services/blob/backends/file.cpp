@@ -117,7 +117,9 @@ class FileBackend final : public Backend {
     return {.regions = regions_.size(),
             .capacity = options_.capacity,
             .used_bytes = used_bytes_,
-            .free_bytes = allocator_->free_bytes(),
+            // Space waiting for its erase record to be durable counts as free: create() makes it
+            // so when it needs the space.
+            .free_bytes = allocator_->free_bytes() + pending_free_bytes_,
             .free_extents = allocator_->free_extents()};
   }
 
@@ -201,6 +203,7 @@ class FileBackend final : public Backend {
         journal_->append({.kind = JournalRecord::Kind::kErase, .id = id.number()}, error);
     if (sequence == 0) return io_status("cannot append to the journal", error);
     pending_free_.push_back({.offset = it->second.offset, .size = it->second.size, .sequence = sequence});
+    pending_free_bytes_ += allocator_->round_up(it->second.size);
     used_bytes_ -= allocator_->round_up(it->second.size);
     regions_.erase(it);
     return compact_if_worthwhile();
@@ -330,6 +333,7 @@ class FileBackend final : public Backend {
     for (const PendingFree& pending : pending_free_) {
       if (pending.sequence <= synced) {
         allocator_->release(pending.offset, pending.size);
+        pending_free_bytes_ -= allocator_->round_up(pending.size);
       } else {
         pending_free_[kept++] = pending;
       }
@@ -410,6 +414,7 @@ class FileBackend final : public Backend {
   std::map<uint64_t, Region> regions_;
   std::unique_ptr<ExtentAllocator> allocator_;
   std::vector<PendingFree> pending_free_;  // in erase order, so sequences ascend
+  uint64_t pending_free_bytes_ = 0;
   uint64_t next_id_ = 1;
   uint64_t used_bytes_ = 0;
 };

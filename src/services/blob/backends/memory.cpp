@@ -2,7 +2,7 @@
 // checks its arguments). Transfers go straight between the caller's memory and the region
 // (direct()), without staging buffers.
 //
-// Config: {} (no options).
+// Config: {"capacity": bytes the regions may hold in all (default 0: bounded only by memory)}.
 
 #include <atomic>
 #include <map>
@@ -20,29 +20,44 @@ class MemoryBackend final : public Backend {
  public:
   MemoryBackend(const nlohmann::json& json, const BackendContext& context) {
     config::ConfigReader reader{json, context.config_path};
+    reader.get("capacity", capacity_);
     reader.finish();
+    name_ = context.target_name;
   }
   static nlohmann::json example_config(const std::string&) { return nlohmann::json::object(); }
 
   std::string_view type() const override { return "memory"; }
-  nlohmann::json config() const override { return nlohmann::json::object(); }
+  nlohmann::json config() const override { return {{"capacity", capacity_}}; }
   Usage usage() const override {
     std::shared_lock lock(mutex_);
-    return {.regions = regions_.size(), .used_bytes = used_bytes_};
+    return {.regions = regions_.size(),
+            .capacity = capacity_,
+            .used_bytes = used_bytes_,
+            .free_bytes = capacity_ > 0 ? capacity_ - used_bytes_ : 0};
   }
 
   Status create(uint64_t size, RegionId& id) override {
+    {
+      std::unique_lock lock(mutex_);
+      if (capacity_ > 0 && size > capacity_ - used_bytes_) {
+        return Status::Fail(ErrorCode::kNoSpace,
+                            "target \"" + name_ + "\": no room for " + std::to_string(size) +
+                                " bytes (" + std::to_string(capacity_ - used_bytes_) + " free)");
+      }
+      used_bytes_ += size;  // reserved now, so that concurrent creates cannot overshoot
+    }
     std::shared_ptr<Region> region;
     try {
       region = std::make_shared<Region>(size);
     } catch (const std::bad_alloc&) {
+      std::unique_lock lock(mutex_);
+      used_bytes_ -= size;
       return Status::Fail(ErrorCode::kNoSpace,
                           "cannot allocate a region of " + std::to_string(size) + " bytes");
     }
     std::unique_lock lock(mutex_);
     id = RegionId::from_number(next_id_++);
     regions_.emplace(id.number(), std::move(region));
-    used_bytes_ += size;
     return Status::Ok();
   }
 
@@ -113,6 +128,8 @@ class MemoryBackend final : public Backend {
 
   mutable std::shared_mutex mutex_;  // guards the map only; never held across a copy
   std::map<uint64_t, std::shared_ptr<Region>> regions_;
+  std::string name_;
+  uint64_t capacity_ = 0;
   uint64_t next_id_ = 1;
   uint64_t used_bytes_ = 0;
 };
