@@ -12,6 +12,8 @@
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -55,7 +57,9 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   // SIGTERM and SIGINT are taken by a thread of their own (blocked everywhere else, before any
-  // other thread starts), which asks the engine to finalize.
+  // other thread starts), which raises a flag; a ULT of the engine sees it and finalizes. (Not
+  // finalize() from that thread: a signal landing before main() is in wait_for_finalize() would
+  // have it finalize from a foreign thread that does not run the engine.)
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
@@ -66,11 +70,23 @@ int main(int argc, char** argv) {
     const auto options = dango::blob::ProviderOptions::from_json(read_json(config_file));
     dango::Engine engine{address};
     dango::blob::Provider provider{engine, provider_id, options};
+    std::atomic<bool> stop_requested{false};
     std::thread stopper([&] {
       int signal = 0;
       sigwait(&stop_signals, &signal);
-      if (signal != 0) engine.finalize();
+      stop_requested = true;
     });
+    engine.rpc_pool()
+        .spawn([&] {
+          try {
+            while (!stop_requested && !engine.finalized()) {
+              dango::thread::this_ult::sleep_for(std::chrono::milliseconds(50));
+            }
+            if (stop_requested) engine.finalize();
+          } catch (const dango::ShutdownError&) {  // finalized otherwise
+          }
+        })
+        .detach();
     if (address_file.empty()) {
       std::printf("%s\n", engine.address().c_str());
       std::fflush(stdout);
