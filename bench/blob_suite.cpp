@@ -25,8 +25,8 @@
 #include <iostream>
 #include <memory>
 #include <stdexcept>
-#include <tuple>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "baselines.hpp"
@@ -64,7 +64,8 @@ double median_seconds(std::size_t size, bool quick, Call call) {
 // A private folder for the files of one run, removed on scope exit.
 struct ScratchDir {
   ScratchDir() {
-    std::string templ = (std::filesystem::temp_directory_path() / "dango-bench-blob-XXXXXX").string();
+    std::string templ =
+        (std::filesystem::temp_directory_path() / "dango-bench-blob-XXXXXX").string();
     if (::mkdtemp(templ.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
     path = templ;
   }
@@ -92,7 +93,8 @@ std::pair<double, double> file_baselines(const std::filesystem::path& dir, const
       throw std::runtime_error("pread failed on " + path);
     }
   };
-  const double write_bw = gib_per_s(static_cast<double>(size), median_seconds(size, quick, write_sync));
+  const double write_bw =
+      gib_per_s(static_cast<double>(size), median_seconds(size, quick, write_sync));
   const double read_bw = gib_per_s(static_cast<double>(size), median_seconds(size, quick, read));
   ::close(fd);
   std::filesystem::remove(path);
@@ -133,19 +135,30 @@ void run_target(const std::string& type, const std::string& transport,
       write_name = "pwrite_fdatasync";
       read_name = "pread";
     }
-    const double write = gib_per_s(static_cast<double>(size), median_seconds(size, options.quick, [&] {
-      target.erase(target.create_write_persist(memory, 0, size));
-    }));
+    const double write =
+        gib_per_s(static_cast<double>(size), median_seconds(size, options.quick, [&] {
+                    target.erase(target.create_write_persist(memory, 0, size));
+                  }));
     const blob::RegionId region = target.create_write_persist(memory, 0, size);
-    const double read = gib_per_s(static_cast<double>(size), median_seconds(size, options.quick, [&] {
-      target.read(region, 0, memory, 0, size);
-    }));
+    const double read = gib_per_s(
+        static_cast<double>(size),
+        median_seconds(size, options.quick, [&] { target.read(region, 0, memory, 0, size); }));
     target.erase(region);
-    reporter.add({.transport = transport, .case_name = "write_persist", .size = size,
-                  .value = write, .unit = "GiB/s", .baseline = write_name,
-                  .baseline_value = write_base, .extra = {{"target", type}}});
-    reporter.add({.transport = transport, .case_name = "read", .size = size, .value = read,
-                  .unit = "GiB/s", .baseline = read_name, .baseline_value = read_base,
+    reporter.add({.transport = transport,
+                  .case_name = "write_persist",
+                  .size = size,
+                  .value = write,
+                  .unit = "GiB/s",
+                  .baseline = write_name,
+                  .baseline_value = write_base,
+                  .extra = {{"target", type}}});
+    reporter.add({.transport = transport,
+                  .case_name = "read",
+                  .size = size,
+                  .value = read,
+                  .unit = "GiB/s",
+                  .baseline = read_name,
+                  .baseline_value = read_base,
                   .extra = {{"target", type}}});
   }
   engine.rpc<void()>("blob_bench_shutdown").on(endpoint).timeout(std::chrono::seconds(10))();
@@ -172,8 +185,10 @@ void run_blob_suite(const Options& options, Reporter& reporter) {
     }
   }
   for (std::size_t size : kSizes) {
-    reporter.add({.case_name = "memcpy", .size = size,
-                  .value = memcpy_bandwidth(size, {.quick = options.quick}), .unit = "GiB/s",
+    reporter.add({.case_name = "memcpy",
+                  .size = size,
+                  .value = memcpy_bandwidth(size, {.quick = options.quick}),
+                  .unit = "GiB/s",
                   .extra = {{"target", "memory"}}});
   }
 }

@@ -16,7 +16,8 @@ class AlignedBuffer {
   // (a power of two). Throws std::bad_alloc.
   AlignedBuffer(size_t size, size_t alignment) : size_(size) {
     const size_t rounded = (size + alignment - 1) / alignment * alignment;
-    bytes_.reset(static_cast<std::byte*>(std::aligned_alloc(alignment, rounded == 0 ? alignment : rounded)));
+    bytes_.reset(
+        static_cast<std::byte*>(std::aligned_alloc(alignment, rounded == 0 ? alignment : rounded)));
     if (!bytes_) throw std::bad_alloc();
   }
   std::span<std::byte> span() const { return {bytes_.get(), size_}; }

@@ -91,7 +91,8 @@ class Backend {
   virtual bool supports_direct_access() const { return false; }
   virtual Status direct(RegionId id, uint64_t offset, uint64_t size, DirectAccess& out) {
     (void)id, (void)offset, (void)size, (void)out;
-    return Status::Fail(ErrorCode::kInternal, std::string(type()) + " targets have no direct access");
+    return Status::Fail(ErrorCode::kInternal,
+                        std::string(type()) + " targets have no direct access");
   }
 
   // Asks the backend to delete its data (files) when it is destroyed, i.e. once the last request
@@ -132,14 +133,14 @@ bool register_backend(std::string_view name, BackendType type);
 // The type registered as `name`, or nullptr.
 const BackendType* find_backend(std::string_view name);
 
-#define DANGO_REGISTER_BLOB_BACKEND(name, Type)                                            \
-  [[maybe_unused]] static const bool dango_blob_backend_##name##_registered =              \
-      ::dango::blob::register_backend(                                                     \
-          #name, ::dango::blob::BackendType{                                               \
+#define DANGO_REGISTER_BLOB_BACKEND(name, Type)                                               \
+  [[maybe_unused]] static const bool dango_blob_backend_##name##_registered =                 \
+      ::dango::blob::register_backend(                                                        \
+          #name, ::dango::blob::BackendType{                                                  \
                      [](const nlohmann::json& config, const ::dango::blob::BackendContext& c) \
-                         -> std::unique_ptr<::dango::blob::Backend> {                       \
-                       return std::make_unique<Type>(config, c);                            \
-                     },                                                                     \
+                         -> std::unique_ptr<::dango::blob::Backend> {                         \
+                       return std::make_unique<Type>(config, c);                              \
+                     },                                                                       \
                      &Type::example_config})
 
 }  // namespace dango::blob

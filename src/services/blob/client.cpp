@@ -18,7 +18,8 @@ struct ClientProcedures {
         create(engine.rpc<protocol::CreateRpc>(protocol::kCreate)),
         write(engine.rpc<protocol::WriteRpc>(protocol::kWrite)),
         persist(engine.rpc<protocol::PersistRpc>(protocol::kPersist)),
-        create_write_persist(engine.rpc<protocol::CreateWritePersistRpc>(protocol::kCreateWritePersist)),
+        create_write_persist(
+            engine.rpc<protocol::CreateWritePersistRpc>(protocol::kCreateWritePersist)),
         read(engine.rpc<protocol::ReadRpc>(protocol::kRead)),
         get_size(engine.rpc<protocol::GetSizeRpc>(protocol::kGetSize)),
         erase(engine.rpc<protocol::EraseRpc>(protocol::kErase)),
@@ -79,8 +80,8 @@ RegionId Target::create(uint64_t size) const {
 void Target::write(RegionId region, uint64_t offset, std::span<const std::byte> data) const {
   const auto& h = *handle_;
   if (data.size() <= h.inline_threshold) {
-    check(h.procedures->write.on(h.endpoint).with(h.provider_id)(
-        h.name, region, offset, protocol::Payload{.inline_data = data}));
+    check(h.procedures->write.on(h.endpoint)
+              .with(h.provider_id)(h.name, region, offset, protocol::Payload{.inline_data = data}));
     return;
   }
   write(region, offset, expose_readonly(*h.engine, data), 0, data.size());
@@ -89,9 +90,10 @@ void Target::write(RegionId region, uint64_t offset, std::span<const std::byte> 
 void Target::write(RegionId region, uint64_t offset, const rpc::Bulk& source,
                    uint64_t source_offset, uint64_t size) const {
   const auto& h = *handle_;
-  check(h.procedures->write.on(h.endpoint).with(h.provider_id)(
-      h.name, region, offset,
-      protocol::Payload{.bulk = source, .bulk_offset = source_offset, .size = size}));
+  check(h.procedures->write.on(h.endpoint)
+            .with(h.provider_id)(
+                h.name, region, offset,
+                protocol::Payload{.bulk = source, .bulk_offset = source_offset, .size = size}));
 }
 
 void Target::persist(RegionId region, uint64_t offset, uint64_t size) const {
@@ -104,8 +106,8 @@ RegionId Target::create_write_persist(std::span<const std::byte> data) const {
   if (data.size() > h.inline_threshold) {
     return create_write_persist(expose_readonly(*h.engine, data), 0, data.size());
   }
-  auto reply = h.procedures->create_write_persist.on(h.endpoint).with(h.provider_id)(
-      h.name, protocol::Payload{.inline_data = data});
+  auto reply = h.procedures->create_write_persist.on(h.endpoint)
+                   .with(h.provider_id)(h.name, protocol::Payload{.inline_data = data});
   check(reply.outcome);
   return reply.id;
 }
@@ -113,8 +115,10 @@ RegionId Target::create_write_persist(std::span<const std::byte> data) const {
 RegionId Target::create_write_persist(const rpc::Bulk& source, uint64_t source_offset,
                                       uint64_t size) const {
   const auto& h = *handle_;
-  auto reply = h.procedures->create_write_persist.on(h.endpoint).with(h.provider_id)(
-      h.name, protocol::Payload{.bulk = source, .bulk_offset = source_offset, .size = size});
+  auto reply = h.procedures->create_write_persist.on(h.endpoint)
+                   .with(h.provider_id)(
+                       h.name, protocol::Payload{
+                                   .bulk = source, .bulk_offset = source_offset, .size = size});
   check(reply.outcome);
   return reply.id;
 }
@@ -122,13 +126,13 @@ RegionId Target::create_write_persist(const rpc::Bulk& source, uint64_t source_o
 void Target::read(RegionId region, uint64_t offset, std::span<std::byte> out) const {
   const auto& h = *handle_;
   if (out.size() <= h.inline_threshold) {
-    auto reply = h.procedures->read.on(h.endpoint).with(h.provider_id)(h.name, region, offset,
-                                                                        out.size(), {});
+    auto reply = h.procedures->read.on(h.endpoint)
+                     .with(h.provider_id)(h.name, region, offset, out.size(), {});
     check(reply.outcome);
     if (reply.data.size() != out.size()) {
       throw Error(ErrorCode::kInternal, "an inline read returned " +
-                                            std::to_string(reply.data.size()) + " bytes instead of " +
-                                            std::to_string(out.size()));
+                                            std::to_string(reply.data.size()) +
+                                            " bytes instead of " + std::to_string(out.size()));
     }
     std::memcpy(out.data(), reply.data.data(), out.size());
     return;
@@ -139,8 +143,10 @@ void Target::read(RegionId region, uint64_t offset, std::span<std::byte> out) co
 void Target::read(RegionId region, uint64_t offset, const rpc::Bulk& dest, uint64_t dest_offset,
                   uint64_t size) const {
   const auto& h = *handle_;
-  auto reply = h.procedures->read.on(h.endpoint).with(h.provider_id)(
-      h.name, region, offset, size, protocol::Destination{.bulk = dest, .bulk_offset = dest_offset});
+  auto reply =
+      h.procedures->read.on(h.endpoint)
+          .with(h.provider_id)(h.name, region, offset, size,
+                               protocol::Destination{.bulk = dest, .bulk_offset = dest_offset});
   check(reply.outcome);
 }
 
@@ -159,9 +165,11 @@ void Target::erase(RegionId region) const {
 RegionId Target::migrate(RegionId region, const Target& destination) const {
   const auto& h = *handle_;
   const auto& d = *destination.handle_;
-  auto reply = h.procedures->migrate.on(h.endpoint).with(h.provider_id)(
-      h.name, std::vector<RegionId>{region},
-      protocol::TargetRef{.address = d.address, .provider_id = d.provider_id, .name = d.name});
+  auto reply = h.procedures->migrate.on(h.endpoint)
+                   .with(h.provider_id)(
+                       h.name, std::vector<RegionId>{region},
+                       protocol::TargetRef{
+                           .address = d.address, .provider_id = d.provider_id, .name = d.name});
   check(reply.outcome);
   if (reply.moved.size() != 1) throw Error(ErrorCode::kInternal, "migrate moved no region");
   return reply.moved.front().second;
@@ -170,9 +178,11 @@ RegionId Target::migrate(RegionId region, const Target& destination) const {
 std::vector<std::pair<RegionId, RegionId>> Target::migrate_all(const Target& destination) const {
   const auto& h = *handle_;
   const auto& d = *destination.handle_;
-  auto reply = h.procedures->migrate.on(h.endpoint).with(h.provider_id)(
-      h.name, std::vector<RegionId>{},
-      protocol::TargetRef{.address = d.address, .provider_id = d.provider_id, .name = d.name});
+  auto reply = h.procedures->migrate.on(h.endpoint)
+                   .with(h.provider_id)(
+                       h.name, std::vector<RegionId>{},
+                       protocol::TargetRef{
+                           .address = d.address, .provider_id = d.provider_id, .name = d.name});
   check(reply.outcome);
   return reply.moved;
 }
@@ -195,25 +205,26 @@ Target Client::open(std::string_view address, rpc::ProviderId provider_id,
   rpc::Endpoint endpoint = engine_->lookup(address);
   auto reply = procedures_->open.on(endpoint).with(provider_id)(std::string(name));
   check(reply.outcome);
-  return Target(std::make_shared<const detail::TargetHandle>(detail::TargetHandle{
-      .engine = engine_,
-      .procedures = procedures_,
-      .endpoint = std::move(endpoint),
-      .address = std::string(address),
-      .provider_id = provider_id,
-      .name = std::string(name),
-      .inline_threshold = reply.inline_threshold}));
+  return Target(std::make_shared<const detail::TargetHandle>(
+      detail::TargetHandle{.engine = engine_,
+                           .procedures = procedures_,
+                           .endpoint = std::move(endpoint),
+                           .address = std::string(address),
+                           .provider_id = provider_id,
+                           .name = std::string(name),
+                           .inline_threshold = reply.inline_threshold}));
 }
 
 void Client::create_target(std::string_view address, rpc::ProviderId provider_id,
                            const TargetConfig& config) const {
-  check(procedures_->create_target.on(engine_->lookup(address)).with(provider_id)(
-      config.to_json().dump()));
+  check(procedures_->create_target.on(engine_->lookup(address))
+            .with(provider_id)(config.to_json().dump()));
 }
 
 void Client::destroy_target(std::string_view address, rpc::ProviderId provider_id,
                             std::string_view name) const {
-  check(procedures_->destroy_target.on(engine_->lookup(address)).with(provider_id)(std::string(name)));
+  check(procedures_->destroy_target.on(engine_->lookup(address))
+            .with(provider_id)(std::string(name)));
 }
 
 std::vector<TargetInfo> Client::list_targets(std::string_view address,

@@ -10,18 +10,30 @@ namespace dango::blob {
 
 std::string_view to_string(ErrorCode code) {
   switch (code) {
-    case ErrorCode::kOk: return "Ok";
-    case ErrorCode::kInvalidArgument: return "InvalidArgument";
-    case ErrorCode::kOutOfRange: return "OutOfRange";
-    case ErrorCode::kUnknownRegion: return "UnknownRegion";
-    case ErrorCode::kUnknownTarget: return "UnknownTarget";
-    case ErrorCode::kTargetExists: return "TargetExists";
-    case ErrorCode::kUnknownTargetType: return "UnknownTargetType";
-    case ErrorCode::kNoSpace: return "NoSpace";
-    case ErrorCode::kIoError: return "IoError";
-    case ErrorCode::kCorruption: return "Corruption";
-    case ErrorCode::kTransferFailed: return "TransferFailed";
-    case ErrorCode::kInternal: return "Internal";
+    case ErrorCode::kOk:
+      return "Ok";
+    case ErrorCode::kInvalidArgument:
+      return "InvalidArgument";
+    case ErrorCode::kOutOfRange:
+      return "OutOfRange";
+    case ErrorCode::kUnknownRegion:
+      return "UnknownRegion";
+    case ErrorCode::kUnknownTarget:
+      return "UnknownTarget";
+    case ErrorCode::kTargetExists:
+      return "TargetExists";
+    case ErrorCode::kUnknownTargetType:
+      return "UnknownTargetType";
+    case ErrorCode::kNoSpace:
+      return "NoSpace";
+    case ErrorCode::kIoError:
+      return "IoError";
+    case ErrorCode::kCorruption:
+      return "Corruption";
+    case ErrorCode::kTransferFailed:
+      return "TransferFailed";
+    case ErrorCode::kInternal:
+      return "Internal";
   }
   return "Unknown";
 }

@@ -127,16 +127,18 @@ void Journal::replay_file(uint64_t uuid, const std::function<void(const JournalR
   fd_ = ::open(path_.c_str(), O_RDWR | O_CLOEXEC);
   if (fd_ < 0) {
     if (errno == ENOENT) {
-      throw Error(ErrorCode::kCorruption, "the journal " + path_ + " of an existing target is missing");
+      throw Error(ErrorCode::kCorruption,
+                  "the journal " + path_ + " of an existing target is missing");
     }
     io_failure("cannot open the journal", path_, errno);
   }
-  struct stat info{};
+  struct stat info {};
   if (::fstat(fd_, &info) != 0) io_failure("cannot stat the journal", path_, errno);
   std::vector<std::byte> bytes(static_cast<size_t>(info.st_size));
   size_t done = 0;
   while (done < bytes.size()) {
-    const ssize_t n = ::pread(fd_, bytes.data() + done, bytes.size() - done, static_cast<off_t>(done));
+    const ssize_t n =
+        ::pread(fd_, bytes.data() + done, bytes.size() - done, static_cast<off_t>(done));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) io_failure("cannot read the journal", path_, n < 0 ? errno : EIO);
     done += static_cast<size_t>(n);

@@ -76,8 +76,9 @@ protocol::MigrateReply ProviderState::migrate(const std::string& target,
       reply.moved.emplace_back(id, to);
     }
   } catch (const Error& e) {
-    reply.outcome = {.code = e.code(), .message = "migrate to \"" + destination.name + "\" at " +
-                                                  destination.address + ": " + e.what()};
+    reply.outcome = {.code = e.code(),
+                     .message = "migrate to \"" + destination.name + "\" at " +
+                                destination.address + ": " + e.what()};
   } catch (const dango::Error& e) {
     reply.outcome = {.code = ErrorCode::kTransferFailed,
                      .message = "migrate to \"" + destination.name + "\" at " +

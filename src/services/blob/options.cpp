@@ -66,9 +66,8 @@ ProviderOptions ProviderOptions::from_json(const nlohmann::json& json, std::stri
 nlohmann::json ProviderOptions::to_json() const {
   nlohmann::json list = nlohmann::json::array();
   for (const auto& target : targets) list.push_back(target.to_json());
-  return {{"targets", list},
-          {"inline_threshold", inline_threshold},
-          {"staging", staging.to_json()}};
+  return {
+      {"targets", list}, {"inline_threshold", inline_threshold}, {"staging", staging.to_json()}};
 }
 
 }  // namespace dango::blob

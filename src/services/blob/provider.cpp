@@ -76,7 +76,8 @@ Provider::Provider(rpc::Engine& engine, rpc::ProviderId provider_id, ProviderOpt
          });
   define(protocol::kRead, [s](const rpc::Request& request, const std::string& target, RegionId id,
                               uint64_t offset, uint64_t size, const Destination& dest) {
-    return guarded<protocol::ReadReply>([&] { return s->read(request, target, id, offset, size, dest); });
+    return guarded<protocol::ReadReply>(
+        [&] { return s->read(request, target, id, offset, size, dest); });
   });
   define(protocol::kGetSize, [s](const std::string& target, RegionId id) {
     return guarded<protocol::SizeReply>([&] { return s->get_size(target, id); });
@@ -86,7 +87,8 @@ Provider::Provider(rpc::Engine& engine, rpc::ProviderId provider_id, ProviderOpt
   });
   define(protocol::kMigrate, [s](const std::string& target, const std::vector<RegionId>& regions,
                                  const protocol::TargetRef& destination) {
-    return guarded<protocol::MigrateReply>([&] { return s->migrate(target, regions, destination); });
+    return guarded<protocol::MigrateReply>(
+        [&] { return s->migrate(target, regions, destination); });
   });
   define(protocol::kCreateTarget, [s](const std::string& json) {
     return guarded<Outcome>([&] {
@@ -102,7 +104,8 @@ Provider::Provider(rpc::Engine& engine, rpc::ProviderId provider_id, ProviderOpt
     });
   });
   define(protocol::kListTargets, [s] {
-    return guarded<protocol::ListReply>([&] { return protocol::ListReply{.targets = s->targets()}; });
+    return guarded<protocol::ListReply>(
+        [&] { return protocol::ListReply{.targets = s->targets()}; });
   });
 }
 
@@ -118,7 +121,9 @@ Provider::~Provider() {
 }
 
 nlohmann::json Provider::config() const { return state_->config(); }
-void Provider::create_target(const TargetConfig& config) { state_->create_target(config, "target"); }
+void Provider::create_target(const TargetConfig& config) {
+  state_->create_target(config, "target");
+}
 void Provider::destroy_target(std::string_view name) { state_->destroy_target(name); }
 std::vector<TargetInfo> Provider::targets() const { return state_->targets(); }
 

@@ -2,8 +2,9 @@
 
 #include "services/blob/provider_state.hpp"
 
-#include "dango/common/log.hpp"
 #include <spdlog/spdlog.h>
+
+#include "dango/common/log.hpp"
 
 namespace dango::blob {
 
@@ -15,8 +16,9 @@ void ProviderState::create_target(const TargetConfig& config, std::string_view c
   if (type == nullptr) {
     std::string known;
     for (const auto& name : registered_target_types()) known += (known.empty() ? "" : ", ") + name;
-    throw Error(ErrorCode::kUnknownTargetType, std::string(config_path) + ".type: no target type \"" +
-                                                   config.type + "\" (registered: " + known + ")");
+    throw Error(ErrorCode::kUnknownTargetType, std::string(config_path) +
+                                                   ".type: no target type \"" + config.type +
+                                                   "\" (registered: " + known + ")");
   }
   {
     std::shared_lock lock(targets_mutex_);
@@ -26,8 +28,8 @@ void ProviderState::create_target(const TargetConfig& config, std::string_view c
   }
   auto target = std::make_shared<HostedTarget>();
   target->config = config;
-  target->backend = type->make(config.config, {.target_name = config.name,
-                                               .config_path = std::string(config_path)});
+  target->backend = type->make(
+      config.config, {.target_name = config.name, .config_path = std::string(config_path)});
   target->config.config = target->backend->config();
   std::unique_lock lock(targets_mutex_);
   if (!targets_.emplace(config.name, std::move(target)).second) {
@@ -118,7 +120,8 @@ protocol::CreateReply ProviderState::create(const std::string& target, uint64_t 
   auto hosted = find(target, reply.outcome);
   if (!hosted) return reply;
   if (size == 0) {
-    reply.outcome = {.code = ErrorCode::kInvalidArgument, .message = "a region needs at least one byte"};
+    reply.outcome = {.code = ErrorCode::kInvalidArgument,
+                     .message = "a region needs at least one byte"};
     return reply;
   }
   reply.outcome = to_outcome(hosted->backend->create(size, reply.id));
@@ -158,7 +161,8 @@ protocol::CreateReply ProviderState::create_write_persist(const rpc::Request& re
   Backend& backend = *hosted->backend;
   const uint64_t size = payload.bulk.size() == 0 ? payload.inline_data.size() : payload.size;
   if (size == 0) {
-    reply.outcome = {.code = ErrorCode::kInvalidArgument, .message = "a region needs at least one byte"};
+    reply.outcome = {.code = ErrorCode::kInvalidArgument,
+                     .message = "a region needs at least one byte"};
     return reply;
   }
   RegionId id;
@@ -198,9 +202,8 @@ protocol::ReadReply ProviderState::read(const rpc::Request& request, const std::
     if (!reply.outcome.ok()) reply.data.clear();
     return reply;
   }
-  reply.outcome = to_outcome(
-      push_from_region(transfer_context(request.source(), backend), backend, id, offset, dest.bulk,
-                       dest.bulk_offset, size));
+  reply.outcome = to_outcome(push_from_region(transfer_context(request.source(), backend), backend,
+                                              id, offset, dest.bulk, dest.bulk_offset, size));
   return reply;
 }
 

@@ -42,10 +42,8 @@ class ProviderState {
   protocol::CreateReply create(const std::string& target, uint64_t size);
   protocol::Outcome write(const rpc::Request& request, const std::string& target, RegionId id,
                           uint64_t offset, const protocol::Payload& payload);
-  protocol::Outcome persist(const std::string& target, RegionId id, uint64_t offset,
-                            uint64_t size);
-  protocol::CreateReply create_write_persist(const rpc::Request& request,
-                                             const std::string& target,
+  protocol::Outcome persist(const std::string& target, RegionId id, uint64_t offset, uint64_t size);
+  protocol::CreateReply create_write_persist(const rpc::Request& request, const std::string& target,
                                              const protocol::Payload& payload);
   protocol::ReadReply read(const rpc::Request& request, const std::string& target, RegionId id,
                            uint64_t offset, uint64_t size, const protocol::Destination& dest);

@@ -1,5 +1,6 @@
 // The psync IoEngine (see io_engine.hpp), and the choice between engines.
 
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -8,7 +9,6 @@
 #include "dango/common/log.hpp"
 #include "dango/services/blob/errors.hpp"
 #include "services/blob/io_engine.hpp"
-#include <spdlog/spdlog.h>
 
 namespace dango::blob {
 namespace {

@@ -70,11 +70,10 @@ Status pull_staged(const TransferContext& context, Backend& backend, RegionId id
     }
     if (size <= chunk_size) return backend.write(id, offset, lease.bytes().first(length));
     Chunk& chunk = chunks.emplace_back(Chunk{.position = position, .length = length});
-    chunk.ult = context.pool.spawn(
-        [&backend, id, at = offset + position, length, &status = chunk.status,
-         held = std::move(lease)]() mutable {
-          status = backend.write(id, at, held.bytes().first(length));
-        });
+    chunk.ult = context.pool.spawn([&backend, id, at = offset + position, length,
+                                    &status = chunk.status, held = std::move(lease)]() mutable {
+      status = backend.write(id, at, held.bytes().first(length));
+    });
   }
   while (!chunks.empty()) {
     if (Status status = finish_front(chunks); !status.ok()) return status;
@@ -101,7 +100,8 @@ Status push_staged(const TransferContext& context, Backend& backend, RegionId id
   };
   if (size <= chunk_size) {
     StagingPool::Lease lease = staging.acquire();
-    if (Status status = backend.read(id, offset, lease.bytes().first(size)); !status.ok()) return status;
+    if (Status status = backend.read(id, offset, lease.bytes().first(size)); !status.ok())
+      return status;
     try {
       context.engine.push(context.peer, dest, dest_offset, lease.bulk(), 0, size);
     } catch (const dango::Error& e) {

@@ -75,9 +75,9 @@ struct BlobServerProcess {
         address_file((dir / (name + ".address")).string()) {
     std::filesystem::remove(address_file);
     std::ofstream(config_file) << config.dump();
-    process.emplace(blob_server_path(),
-                    std::vector<std::string>{"--config", config_file, "--address-file", address_file,
-                                             "--provider-id", std::to_string(kProviderId)});
+    process.emplace(blob_server_path(), std::vector<std::string>{
+                                            "--config", config_file, "--address-file", address_file,
+                                            "--provider-id", std::to_string(kProviderId)});
     const bool ready = eventually([&] { return std::filesystem::exists(address_file); }, 20000ms);
     EXPECT_TRUE(ready) << "dango-blob-server wrote no address to " << address_file;
     if (ready) {

@@ -24,9 +24,9 @@ class BlobServerProgram : public ::testing::Test {
     }
   }
   nlohmann::json config() {
-    return ProviderOptions{.targets = {target_config("file", dir_.path(), "main",
-                                                     {{"capacity", uint64_t{32} << 20}})},
-                           .staging = {.buffer_size = 1 << 20, .buffers = 4}}
+    return ProviderOptions{
+        .targets = {target_config("file", dir_.path(), "main", {{"capacity", uint64_t{32} << 20}})},
+        .staging = {.buffer_size = 1 << 20, .buffers = 4}}
         .to_json();
   }
   TempDir dir_;

@@ -38,7 +38,8 @@ TEST(ExtentAllocator, AFullAreaRefusesAndFreedSpaceIsReused) {
 
 TEST(ExtentAllocator, NeighboursMergeSoALargeExtentFitsAgain) {
   ExtentAllocator allocator(kBase, 3 * kBlock, kBlock);
-  auto a = allocator.allocate(kBlock), b = allocator.allocate(kBlock), c = allocator.allocate(kBlock);
+  auto a = allocator.allocate(kBlock), b = allocator.allocate(kBlock),
+       c = allocator.allocate(kBlock);
   ASSERT_TRUE(a && b && c);
   EXPECT_TRUE(allocator.release(*a, kBlock));
   EXPECT_TRUE(allocator.release(*c, kBlock));
@@ -76,7 +77,7 @@ TEST(ExtentAllocator, ReserveRebuildsALayoutAndRejectsOverlaps) {
   ExtentAllocator allocator(kBase, 10 * kBlock, kBlock);
   EXPECT_TRUE(allocator.reserve(kBase + 2 * kBlock, 2 * kBlock));
   EXPECT_TRUE(allocator.reserve(kBase + 6 * kBlock, 1));
-  EXPECT_FALSE(allocator.reserve(kBase + 3 * kBlock, kBlock));   // inside the first
+  EXPECT_FALSE(allocator.reserve(kBase + 3 * kBlock, kBlock));      // inside the first
   EXPECT_FALSE(allocator.reserve(kBase + 9 * kBlock, 2 * kBlock));  // past the end
   EXPECT_EQ(allocator.used_bytes(), 3 * kBlock);
   EXPECT_EQ(allocator.free_extents(), 3u);

@@ -85,8 +85,8 @@ TEST_F(FileTarget, AFullTargetRefusesClearlyAndStaysUsable) {
 TEST_F(FileTarget, APathThatCannotBeOpenedIsAnIoErrorNamingIt) {
   const std::string bad = (dir_.path() / "missing-folder" / "data").string();
   try {
-    BlobServer server{ProviderOptions{
-        .targets = {{.name = "t", .type = "file", .config = {{"path", bad}}}}}};
+    BlobServer server{
+        ProviderOptions{.targets = {{.name = "t", .type = "file", .config = {{"path", bad}}}}}};
     FAIL() << "a target in a missing folder opened";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kIoError);

@@ -34,9 +34,12 @@ TEST(BlobProviderOptions, ReadsTargetsAndDefaults) {
 }
 
 TEST(BlobProviderOptions, ErrorsNameTheKey) {
-  EXPECT_NE(config_error({{"targets", {{{"name", "a"}}}}}).find("targets[0].type"), std::string::npos);
-  EXPECT_NE(config_error({{"inline_threshold", "big"}}).find("inline_threshold"), std::string::npos);
-  EXPECT_NE(config_error({{"staging", {{"buffers", 0}}}}).find("staging.buffers"), std::string::npos);
+  EXPECT_NE(config_error({{"targets", {{{"name", "a"}}}}}).find("targets[0].type"),
+            std::string::npos);
+  EXPECT_NE(config_error({{"inline_threshold", "big"}}).find("inline_threshold"),
+            std::string::npos);
+  EXPECT_NE(config_error({{"staging", {{"buffers", 0}}}}).find("staging.buffers"),
+            std::string::npos);
   EXPECT_NE(config_error({{"staging", {{"pipeline_depth", 9}}}}).find("staging.pipeline_depth"),
             std::string::npos);
   EXPECT_NE(config_error({{"colour", 1}}).find("colour"), std::string::npos);
@@ -54,8 +57,10 @@ TEST(BlobProvider, BadTargetsAreRefusedNamingTheKey) {
     EXPECT_NE(std::string(e.what()).find("memory"), std::string::npos) << e.what();
   }
   try {
-    Provider p(engine, 1, ProviderOptions{.targets = {{.name = "f", .type = "file",
-                                                       .config = {{"path", "/x"}, {"speed", 3}}}}});
+    Provider p(
+        engine, 1,
+        ProviderOptions{
+            .targets = {{.name = "f", .type = "file", .config = {{"path", "/x"}, {"speed", 3}}}}});
     FAIL() << "an unknown key was accepted";
   } catch (const ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("targets[0].speed"), std::string::npos) << e.what();

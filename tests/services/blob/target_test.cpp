@@ -20,9 +20,10 @@ class TargetSuite : public ::testing::TestWithParam<std::string> {
   ProviderOptions options() {
     TargetConfig target = target_config(GetParam(), dir_.path());
     if (target.config.contains("capacity")) target.config["capacity"] = uint64_t{8} << 20;
-    return ProviderOptions{.targets = {target},
-                           .inline_threshold = 1024,
-                           .staging = {.buffer_size = 256 << 10, .buffers = 4, .pipeline_depth = 2}};
+    return ProviderOptions{
+        .targets = {target},
+        .inline_threshold = 1024,
+        .staging = {.buffer_size = 256 << 10, .buffers = 4, .pipeline_depth = 2}};
   }
   TempDir dir_;
   BlobServer server_{options()};
@@ -30,8 +31,8 @@ class TargetSuite : public ::testing::TestWithParam<std::string> {
 };
 
 TEST_P(TargetSuite, WrittenBytesReadBackForInlineAndBulkSizes) {
-  for (size_t size : {size_t{1}, size_t{1000}, size_t{1025}, size_t{64 << 10},
-                      size_t{(1 << 20) + 12345}}) {
+  for (size_t size :
+       {size_t{1}, size_t{1000}, size_t{1025}, size_t{64 << 10}, size_t{(1 << 20) + 12345}}) {
     const auto data = pattern(size, static_cast<uint8_t>(size));
     const RegionId id = target_.create(size);
     target_.write(id, 0, data);
@@ -152,7 +153,7 @@ TEST_P(TargetSuite, EraseRemovesTheRegionAndItsSpaceIsReused) {
   EXPECT_NE(last, ids[0]);  // ids are never handed out twice
 }
 
-TEST_P(TargetSuite, ConcurrentClientsWriteDistinctRegions) {
+TEST_P(TargetSuite, ConcurrentClientsWriteAndReadDistinctRegions) {
   constexpr int kWriters = 4;
   std::vector<RegionId> ids(kWriters);
   std::vector<std::vector<std::byte>> data;
@@ -163,11 +164,42 @@ TEST_P(TargetSuite, ConcurrentClientsWriteDistinctRegions) {
         [&, i] { ids[i] = target_.create_write_persist(data[i]); }));
   }
   for (auto& ult : ults) ult.join();
+  // Reads at once too: more chunks in flight than the provider has staging buffers.
+  std::vector<std::vector<std::byte>> back(kWriters);
+  ults.clear();
   for (int i = 0; i < kWriters; ++i) {
-    std::vector<std::byte> back(data[i].size());
-    target_.read(ids[i], 0, back);
-    EXPECT_EQ(checksum(back), checksum(data[i])) << "writer " << i;
+    back[i].resize(data[i].size());
+    ults.push_back(
+        server_.client_engine.rpc_pool().spawn([&, i] { target_.read(ids[i], 0, back[i]); }));
   }
+  for (auto& ult : ults) ult.join();
+  for (int i = 0; i < kWriters; ++i) {
+    EXPECT_EQ(checksum(back[i]), checksum(data[i])) << "reader " << i;
+  }
+}
+
+TEST_P(TargetSuite, BulkHandlesTooSmallOrWithoutAccessAreRefused) {
+  const auto data = pattern(100000, 30);
+  const RegionId id = target_.create_write_persist(data);
+  std::vector<std::byte> memory(50000);
+  const Bulk small = server_.client_engine.expose(memory, rpc::Access::kReadWrite);
+  try {
+    target_.write(id, 0, small, 0, 60000);
+    FAIL() << "a write from a bulk smaller than its size succeeded";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument) << e.what();
+  }
+  EXPECT_THROW(target_.read(id, 0, small, 10, 50000), Error);
+  const Bulk read_only = server_.client_engine.expose(memory, rpc::Access::kReadOnly);
+  try {
+    target_.read(id, 0, read_only, 0, 50000);
+    FAIL() << "a read into read-only memory succeeded";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kTransferFailed) << e.what();
+  }
+  std::vector<std::byte> back(data.size());
+  target_.read(id, 0, back);
+  EXPECT_EQ(back, data);  // nothing changed, and the provider still serves
 }
 
 TEST_P(TargetSuite, RegionIdsPrintAndParse) {
@@ -180,7 +212,8 @@ TEST_P(TargetSuite, RegionIdsPrintAndParse) {
 
 TEST_P(TargetSuite, MigrateCopiesToAnotherProviderThenErasesHere) {
   rpc::Engine other_engine(server_on_own_thread());
-  Provider other(other_engine, 9, ProviderOptions{.targets = {target_config("memory", dir_.path(), "dest")}});
+  Provider other(other_engine, 9,
+                 ProviderOptions{.targets = {target_config("memory", dir_.path(), "dest")}});
   const Target there = server_.client.open(other_engine.address(), 9, "dest");
   const auto one = pattern(3 << 20, 20);
   const auto two = pattern(1000, 21);

@@ -87,7 +87,8 @@ class Target {
 
  private:
   friend class Client;
-  explicit Target(std::shared_ptr<const detail::TargetHandle> handle) : handle_(std::move(handle)) {}
+  explicit Target(std::shared_ptr<const detail::TargetHandle> handle)
+      : handle_(std::move(handle)) {}
   std::shared_ptr<const detail::TargetHandle> handle_;
 };
 
@@ -114,8 +115,7 @@ class Client {
   void destroy_target(std::string_view address, rpc::ProviderId provider_id,
                       std::string_view name) const;
   // The provider's targets, sorted by name, with their usage.
-  std::vector<TargetInfo> list_targets(std::string_view address,
-                                       rpc::ProviderId provider_id) const;
+  std::vector<TargetInfo> list_targets(std::string_view address, rpc::ProviderId provider_id) const;
 
   rpc::Engine& engine() const { return *engine_; }
 

@@ -68,12 +68,12 @@ struct ProviderOptions {
 struct TargetInfo {
   std::string name{};
   std::string type{};
-  uint64_t regions = 0;         // live regions
-  uint64_t capacity = 0;        // bytes the target can hold (0: bounded only by memory)
-  uint64_t used_bytes = 0;      // bytes held by live regions (file: whole allocation blocks)
-  uint64_t free_bytes = 0;      // bytes free for new regions (0 when unbounded)
-  uint64_t free_extents = 0;    // free runs of space (file); many small ones mean fragmentation
-  std::string config{};         // the effective configuration, as JSON text
+  uint64_t regions = 0;       // live regions
+  uint64_t capacity = 0;      // bytes the target can hold (0: bounded only by memory)
+  uint64_t used_bytes = 0;    // bytes held by live regions (file: whole allocation blocks)
+  uint64_t free_bytes = 0;    // bytes free for new regions (0 when unbounded)
+  uint64_t free_extents = 0;  // free runs of space (file); many small ones mean fragmentation
+  std::string config{};       // the effective configuration, as JSON text
 
   template <class Archive>
   void serialize(Archive& ar) {

@@ -49,7 +49,9 @@ struct FileOptions {
 };
 
 constexpr std::pair<std::string_view, IoEngineKind> kEngines[] = {
-    {"auto", IoEngineKind::kAuto}, {"io_uring", IoEngineKind::kIoUring}, {"psync", IoEngineKind::kPsync}};
+    {"auto", IoEngineKind::kAuto},
+    {"io_uring", IoEngineKind::kIoUring},
+    {"psync", IoEngineKind::kPsync}};
 
 FileOptions read_options(const nlohmann::json& json, const std::string& path) {
   FileOptions options;
@@ -145,7 +147,8 @@ class FileBackend final : public Backend {
     const uint64_t number = next_id_;
     int error = 0;
     const uint64_t sequence = journal_->append(
-        {.kind = JournalRecord::Kind::kCreate, .id = number, .offset = *offset, .size = size}, error);
+        {.kind = JournalRecord::Kind::kCreate, .id = number, .offset = *offset, .size = size},
+        error);
     if (sequence == 0) {
       allocator_->release(*offset, size);
       return io_status("cannot append to the journal", error);
@@ -177,7 +180,8 @@ class FileBackend final : public Backend {
     Region region;
     if (Status status = locate(id, offset, size, region); !status.ok()) return status;
     if (size > 0) {
-      if (Status status = io_result("sync", io_->sync(region.offset + offset, size)); !status.ok()) {
+      if (Status status = io_result("sync", io_->sync(region.offset + offset, size));
+          !status.ok()) {
         return status;
       }
     }
@@ -202,7 +206,8 @@ class FileBackend final : public Backend {
     const uint64_t sequence =
         journal_->append({.kind = JournalRecord::Kind::kErase, .id = id.number()}, error);
     if (sequence == 0) return io_status("cannot append to the journal", error);
-    pending_free_.push_back({.offset = it->second.offset, .size = it->second.size, .sequence = sequence});
+    pending_free_.push_back(
+        {.offset = it->second.offset, .size = it->second.size, .sequence = sequence});
     pending_free_bytes_ += allocator_->round_up(it->second.size);
     used_bytes_ -= allocator_->round_up(it->second.size);
     regions_.erase(it);
@@ -238,7 +243,8 @@ class FileBackend final : public Backend {
     if (fd < 0) fail_io("target \"" + name_ + "\": cannot create " + options_.path, errno);
     const uint64_t total = kBlock + options_.capacity;
     int error = ::posix_fallocate(fd, 0, static_cast<off_t>(total));
-    if (error == EOPNOTSUPP || error == EINVAL) error = ::ftruncate(fd, static_cast<off_t>(total)) == 0 ? 0 : errno;
+    if (error == EOPNOTSUPP || error == EINVAL)
+      error = ::ftruncate(fd, static_cast<off_t>(total)) == 0 ? 0 : errno;
     if (error == 0) error = write_header(fd);
     if (error == 0 && ::fdatasync(fd) != 0) error = errno;
     ::close(fd);
@@ -264,7 +270,8 @@ class FileBackend final : public Backend {
     std::memcpy(bytes + 12, &block, 4);
     std::memcpy(bytes + 16, &uuid_, 8);
     std::memcpy(bytes + 24, &options_.capacity, 8);
-    return ::pwrite(fd, bytes, kBlock, 0) == static_cast<ssize_t>(kBlock) ? 0 : (errno ? errno : EIO);
+    return ::pwrite(fd, bytes, kBlock, 0) == static_cast<ssize_t>(kBlock) ? 0
+                                                                          : (errno ? errno : EIO);
   }
 
   void open_existing() {
@@ -272,7 +279,7 @@ class FileBackend final : public Backend {
     if (fd < 0) fail_io("target \"" + name_ + "\": cannot open " + options_.path, errno);
     std::byte bytes[32] = {};
     const ssize_t n = ::pread(fd, bytes, sizeof(bytes), 0);
-    struct stat info{};
+    struct stat info {};
     const bool stat_ok = ::fstat(fd, &info) == 0;
     ::close(fd);
     uint32_t version = 0, block = 0;
@@ -286,8 +293,8 @@ class FileBackend final : public Backend {
     std::memcpy(&uuid_, bytes + 16, 8);
     std::memcpy(&options_.capacity, bytes + 24, 8);
     if (!stat_ok || static_cast<uint64_t>(info.st_size) < kBlock + options_.capacity) {
-      throw Error(ErrorCode::kCorruption, "target \"" + name_ + "\": " + options_.path +
-                                              " is shorter than its capacity");
+      throw Error(ErrorCode::kCorruption,
+                  "target \"" + name_ + "\": " + options_.path + " is shorter than its capacity");
     }
     uint64_t highest = 0;
     journal_ = std::make_unique<Journal>(
@@ -309,9 +316,10 @@ class FileBackend final : public Backend {
     allocator_ = std::make_unique<ExtentAllocator>(kBlock, options_.capacity, kBlock);
     for (const auto& [number, region] : regions_) {
       if (region.size == 0 || !allocator_->reserve(region.offset, region.size)) {
-        throw Error(ErrorCode::kCorruption,
-                    "target \"" + name_ + "\": region " + RegionId::from_number(number).to_string() +
-                        " overlaps another one or lies outside " + options_.path);
+        throw Error(ErrorCode::kCorruption, "target \"" + name_ + "\": region " +
+                                                RegionId::from_number(number).to_string() +
+                                                " overlaps another one or lies outside " +
+                                                options_.path);
       }
       used_bytes_ += allocator_->round_up(region.size);
     }
@@ -349,7 +357,9 @@ class FileBackend final : public Backend {
     std::vector<JournalRecord> live;
     live.reserve(regions_.size() + 1);
     for (const auto& [number, region] : regions_) {
-      live.push_back({.kind = JournalRecord::Kind::kCreate, .id = number, .offset = region.offset,
+      live.push_back({.kind = JournalRecord::Kind::kCreate,
+                      .id = number,
+                      .offset = region.offset,
                       .size = region.size});
     }
     // Keeps the highest id ever handed out known after a restart, so none is handed out twice.
@@ -365,8 +375,8 @@ class FileBackend final : public Backend {
   }
 
   bool needs_bounce(const void* memory, uint64_t at, uint64_t size) const {
-    return options_.direct_io &&
-           (reinterpret_cast<uintptr_t>(memory) % kBlock != 0 || at % kBlock != 0 || size % kBlock != 0);
+    return options_.direct_io && (reinterpret_cast<uintptr_t>(memory) % kBlock != 0 ||
+                                  at % kBlock != 0 || size % kBlock != 0);
   }
 
   // O_DIRECT with unaligned memory, offset or length: through an aligned buffer covering whole
@@ -388,7 +398,8 @@ class FileBackend final : public Backend {
     const uint64_t start = at / kBlock * kBlock;
     const uint64_t end = (at + out.size() + kBlock - 1) / kBlock * kBlock;
     AlignedBuffer buffer(end - start, kBlock);
-    if (Status status = io_result("read", io_->read(buffer.span(), start)); !status.ok()) return status;
+    if (Status status = io_result("read", io_->read(buffer.span(), start)); !status.ok())
+      return status;
     std::memcpy(out.data(), buffer.span().data() + (at - start), out.size());
     return Status::Ok();
   }
@@ -398,7 +409,8 @@ class FileBackend final : public Backend {
     return io_status(std::string("cannot ") + what + " " + options_.path, error);
   }
   Status io_status(const std::string& what, int error) const {
-    return Status::Fail(ErrorCode::kIoError, "target \"" + name_ + "\": " + what + ": " + std::strerror(error));
+    return Status::Fail(ErrorCode::kIoError,
+                        "target \"" + name_ + "\": " + what + ": " + std::strerror(error));
   }
 
   FileOptions options_;
