@@ -2,13 +2,19 @@
 // checks its arguments). Transfers go straight between the caller's memory and the region
 // (direct()), without staging buffers.
 //
-// Config: {"capacity": bytes the regions may hold in all (default 0: bounded only by memory)}.
+// The memory of erased regions is kept (up to "recycle_limit" bytes) for new regions of the same
+// size: a create-write-erase cycle then writes into pages already touched, instead of taking a
+// page fault every 4 KiB of each transfer (what makes fresh buffers slow).
+//
+// Config: {"capacity": bytes the regions may hold in all (default 0: bounded only by memory),
+//          "recycle_limit": bytes of erased regions kept for reuse (default 256 MiB; 0: none)}.
 
 #include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
+#include <vector>
 
 #include "dango/common/config.hpp"
 #include "services/blob/backend.hpp"
@@ -21,13 +27,16 @@ class MemoryBackend final : public Backend {
   MemoryBackend(const nlohmann::json& json, const BackendContext& context) {
     config::ConfigReader reader{json, context.config_path};
     reader.get("capacity", capacity_);
+    reader.get("recycle_limit", recycler_->limit);
     reader.finish();
     name_ = context.target_name;
   }
   static nlohmann::json example_config(const std::string&) { return nlohmann::json::object(); }
 
   std::string_view type() const override { return "memory"; }
-  nlohmann::json config() const override { return {{"capacity", capacity_}}; }
+  nlohmann::json config() const override {
+    return {{"capacity", capacity_}, {"recycle_limit", recycler_->limit}};
+  }
   Usage usage() const override {
     std::shared_lock lock(mutex_);
     return {.regions = regions_.size(),
@@ -48,7 +57,7 @@ class MemoryBackend final : public Backend {
     }
     std::shared_ptr<Region> region;
     try {
-      region = std::make_shared<Region>(size);
+      region = std::make_shared<Region>(size, recycler_);
     } catch (const std::bad_alloc&) {
       std::unique_lock lock(mutex_);
       used_bytes_ -= size;
@@ -114,10 +123,41 @@ class MemoryBackend final : public Backend {
   }
 
  private:
+  // Buffers of erased regions by size, shared with the regions so that the last user of an
+  // erased region's bytes hands them back.
+  struct Recycler {
+    std::mutex mutex;
+    uint64_t limit = 256ull << 20;
+    uint64_t bytes = 0;
+    std::map<uint64_t, std::vector<std::unique_ptr<std::byte[]>>> free;
+
+    std::unique_ptr<std::byte[]> take(uint64_t size) {
+      std::lock_guard lock(mutex);
+      auto it = free.find(size);
+      if (it == free.end()) return std::make_unique_for_overwrite<std::byte[]>(size);
+      std::unique_ptr<std::byte[]> buffer = std::move(it->second.back());
+      it->second.pop_back();
+      if (it->second.empty()) free.erase(it);
+      bytes -= size;
+      return buffer;
+    }
+    void give(uint64_t size, std::unique_ptr<std::byte[]> buffer) {
+      std::lock_guard lock(mutex);
+      if (bytes + size > limit) return;  // freed here
+      bytes += size;
+      free[size].push_back(std::move(buffer));
+    }
+  };
+
   struct Region {
-    explicit Region(uint64_t n) : bytes(std::make_unique_for_overwrite<std::byte[]>(n)), size(n) {}
+    Region(uint64_t n, std::shared_ptr<Recycler> r)
+        : bytes(r->take(n)), size(n), recycler(std::move(r)) {}
+    ~Region() { recycler->give(size, std::move(bytes)); }
+    Region(const Region&) = delete;
+    Region& operator=(const Region&) = delete;
     std::unique_ptr<std::byte[]> bytes;
     uint64_t size;
+    std::shared_ptr<Recycler> recycler;
   };
 
   std::shared_ptr<Region> find(RegionId id) const {
@@ -128,6 +168,7 @@ class MemoryBackend final : public Backend {
 
   mutable std::shared_mutex mutex_;  // guards the map only; never held across a copy
   std::map<uint64_t, std::shared_ptr<Region>> regions_;
+  std::shared_ptr<Recycler> recycler_ = std::make_shared<Recycler>();
   std::string name_;
   uint64_t capacity_ = 0;
   uint64_t next_id_ = 1;
