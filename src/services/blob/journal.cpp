@@ -1,0 +1,232 @@
+// The layout journal of a file target (see journal.hpp).
+
+#include "services/blob/journal.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/crc.hpp>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "dango/services/blob/errors.hpp"
+
+namespace dango::blob {
+namespace {
+
+constexpr char kMagic[8] = {'D', 'A', 'N', 'G', 'O', 'J', 'N', 'L'};
+constexpr uint32_t kVersion = 1;
+
+uint32_t crc32(const std::byte* data, size_t size) {
+  boost::crc_32_type crc;
+  crc.process_bytes(data, size);
+  return crc.checksum();
+}
+
+void put_u64(std::byte* at, uint64_t value) { std::memcpy(at, &value, 8); }
+uint64_t get_u64(const std::byte* at) {
+  uint64_t value;
+  std::memcpy(&value, at, 8);
+  return value;
+}
+
+void encode(const JournalRecord& record, std::byte* out) {
+  std::memset(out, 0, Journal::kRecordSize);
+  out[4] = static_cast<std::byte>(record.kind);
+  put_u64(out + 8, record.id);
+  put_u64(out + 16, record.offset);
+  put_u64(out + 24, record.size);
+  const uint32_t crc = crc32(out + 4, Journal::kRecordSize - 4);
+  std::memcpy(out, &crc, 4);
+}
+
+bool decode(const std::byte* in, JournalRecord& record) {
+  uint32_t crc;
+  std::memcpy(&crc, in, 4);
+  if (crc != crc32(in + 4, Journal::kRecordSize - 4)) return false;
+  const auto kind = static_cast<uint8_t>(in[4]);
+  if (kind != 1 && kind != 2) return false;
+  record.kind = static_cast<JournalRecord::Kind>(kind);
+  record.id = get_u64(in + 8);
+  record.offset = get_u64(in + 16);
+  record.size = get_u64(in + 24);
+  return true;
+}
+
+[[noreturn]] void io_failure(const std::string& what, const std::string& path, int error) {
+  throw Error(ErrorCode::kIoError, what + " " + path + ": " + std::strerror(error));
+}
+
+int write_all(int fd, const std::byte* data, size_t size, uint64_t offset) {
+  while (size > 0) {
+    const ssize_t n = ::pwrite(fd, data, size, static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return n < 0 ? errno : EIO;
+    data += n;
+    size -= static_cast<size_t>(n);
+    offset += static_cast<uint64_t>(n);
+  }
+  return 0;
+}
+
+// A journal file holding the header (and `body`), written and synced; its fd, or -1 with errno.
+int write_new_file(const std::string& path, uint64_t uuid, const std::vector<std::byte>& body) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return -1;
+  std::vector<std::byte> bytes(Journal::kHeaderSize);
+  std::memcpy(bytes.data(), kMagic, 8);
+  std::memcpy(bytes.data() + 8, &kVersion, 4);
+  put_u64(bytes.data() + 16, uuid);
+  bytes.insert(bytes.end(), body.begin(), body.end());
+  const int error = write_all(fd, bytes.data(), bytes.size(), 0);
+  if (error != 0 || ::fdatasync(fd) != 0) {
+    const int saved = error != 0 ? error : errno;
+    ::close(fd);
+    errno = saved;
+    return -1;
+  }
+  return fd;
+}
+
+}  // namespace
+
+int sync_parent_directory(const std::string& path) {
+  const std::string parent = std::filesystem::path(path).parent_path().string();
+  const int fd = ::open(parent.empty() ? "." : parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  const int result = ::fsync(fd) == 0 ? 0 : errno;
+  ::close(fd);
+  return result;
+}
+
+Journal::Journal(std::string path, uint64_t uuid, bool create,
+                 const std::function<void(const JournalRecord&)>& replay)
+    : path_(std::move(path)), uuid_(uuid) {
+  if (create) {
+    create_file();
+  } else {
+    replay_file(uuid, replay);
+  }
+}
+
+Journal::~Journal() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void Journal::create_file() {
+  fd_ = write_new_file(path_, uuid_, {});
+  if (fd_ < 0) io_failure("cannot create the journal", path_, errno);
+  if (const int error = sync_parent_directory(path_); error != 0) {
+    io_failure("cannot sync the folder of", path_, error);
+  }
+}
+
+void Journal::replay_file(uint64_t uuid, const std::function<void(const JournalRecord&)>& replay) {
+  fd_ = ::open(path_.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd_ < 0) {
+    if (errno == ENOENT) {
+      throw Error(ErrorCode::kCorruption,
+                  "the journal " + path_ + " of an existing target is missing");
+    }
+    io_failure("cannot open the journal", path_, errno);
+  }
+  struct stat info {};
+  if (::fstat(fd_, &info) != 0) io_failure("cannot stat the journal", path_, errno);
+  std::vector<std::byte> bytes(static_cast<size_t>(info.st_size));
+  size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n =
+        ::pread(fd_, bytes.data() + done, bytes.size() - done, static_cast<off_t>(done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) io_failure("cannot read the journal", path_, n < 0 ? errno : EIO);
+    done += static_cast<size_t>(n);
+  }
+  uint32_t version = 0;
+  if (bytes.size() < kHeaderSize) {
+    throw Error(ErrorCode::kCorruption, "the journal " + path_ + " has no header");
+  }
+  std::memcpy(&version, bytes.data() + 8, 4);
+  if (std::memcmp(bytes.data(), kMagic, 8) != 0 || version != kVersion) {
+    throw Error(ErrorCode::kCorruption, path_ + " is not a blob target journal (version 1)");
+  }
+  if (get_u64(bytes.data() + 16) != uuid) {
+    throw Error(ErrorCode::kCorruption, "the journal " + path_ + " belongs to another target");
+  }
+  uint64_t offset = kHeaderSize;
+  JournalRecord record;
+  while (offset + kRecordSize <= bytes.size() && decode(bytes.data() + offset, record)) {
+    replay(record);
+    offset += kRecordSize;
+    ++records_in_file_;
+  }
+  end_ = offset;
+  if (offset != bytes.size()) {
+    // A torn or damaged tail: later appends go where it started, so replay never meets it.
+    if (::ftruncate(fd_, static_cast<off_t>(offset)) != 0 || ::fdatasync(fd_) != 0) {
+      io_failure("cannot cut the torn tail of the journal", path_, errno);
+    }
+  }
+}
+
+uint64_t Journal::append(const JournalRecord& record, int& error) {
+  std::byte bytes[kRecordSize];
+  encode(record, bytes);
+  std::lock_guard lock(append_mutex_);
+  error = write_all(fd_, bytes, kRecordSize, end_);
+  if (error != 0) {
+    // A partial record would fail its checksum on replay, and the next append overwrites it.
+    return 0;
+  }
+  end_ += kRecordSize;
+  ++records_in_file_;
+  return appended_.fetch_add(1) + 1;
+}
+
+int Journal::sync_through(uint64_t sequence) {
+  if (synced_.load(std::memory_order_acquire) >= sequence) return 0;
+  std::lock_guard sync_lock(sync_mutex_);
+  if (synced_.load(std::memory_order_acquire) >= sequence) return 0;
+  int fd;
+  uint64_t covered;
+  {
+    std::lock_guard lock(append_mutex_);
+    fd = fd_;
+    covered = appended_.load();
+  }
+  // rewrite() takes sync_mutex_ too, so fd stays open during the fdatasync.
+  if (::fdatasync(fd) != 0) return errno;
+  synced_.store(covered, std::memory_order_release);
+  return 0;
+}
+
+uint64_t Journal::records_in_file() const {
+  std::lock_guard lock(append_mutex_);
+  return records_in_file_;
+}
+
+int Journal::rewrite(const std::vector<JournalRecord>& live) {
+  std::vector<std::byte> body(live.size() * kRecordSize);
+  for (size_t i = 0; i < live.size(); ++i) encode(live[i], body.data() + i * kRecordSize);
+  std::lock_guard sync_lock(sync_mutex_);
+  std::lock_guard lock(append_mutex_);
+  const std::string temporary = path_ + ".tmp";
+  const int fd = write_new_file(temporary, uuid_, body);
+  if (fd < 0) return errno;
+  if (::rename(temporary.c_str(), path_.c_str()) != 0) {
+    const int error = errno;
+    ::close(fd);
+    ::unlink(temporary.c_str());
+    return error;
+  }
+  const int error = sync_parent_directory(path_);
+  ::close(fd_);
+  fd_ = fd;
+  end_ = kHeaderSize + body.size();
+  records_in_file_ = live.size();
+  synced_.store(appended_.load(), std::memory_order_release);
+  return error;
+}
+
+}  // namespace dango::blob

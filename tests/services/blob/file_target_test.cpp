@@ -1,0 +1,220 @@
+// The file target: layout surviving restarts, a full device, paths that cannot be opened,
+// O_DIRECT and the pread/pwrite engine, a torn journal tail, and damaged files.
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "blob_test_util.hpp"
+// A private header of the component (src/services/blob/): the backend driven directly.
+#include "../../../src/services/blob/backend.hpp"
+
+namespace dango::blob {
+namespace {
+
+using namespace testing;
+
+class FileTarget : public ::testing::Test {
+ protected:
+  ProviderOptions options(const nlohmann::json& overrides = nlohmann::json::object()) {
+    return ProviderOptions{.targets = {target_config("file", dir_.path(), "main", overrides)},
+                           .inline_threshold = 512,
+                           .staging = {.buffer_size = 64 << 10, .buffers = 4, .pipeline_depth = 3}};
+  }
+  std::string data_path() const { return (dir_.path() / "main" / "blob-target").string(); }
+  TempDir dir_;
+};
+
+TEST_F(FileTarget, RegionsSurviveARestartAndErasedOnesStayErased) {
+  std::vector<std::pair<RegionId, uint64_t>> kept;
+  RegionId erased;
+  {
+    BlobServer server{options()};
+    const Target target = server.open();
+    for (int i = 0; i < 10; ++i) {
+      const auto data = pattern(1000 + i * 50000, static_cast<uint8_t>(i));
+      kept.emplace_back(target.create_write_persist(data), checksum(data));
+    }
+    erased = kept.back().first;
+    target.erase(erased);
+    kept.pop_back();
+  }
+  BlobServer server{options()};
+  const Target target = server.open();
+  for (const auto& [id, sum] : kept) {
+    std::vector<std::byte> back(target.get_size(id));
+    target.read(id, 0, back);
+    EXPECT_EQ(checksum(back), sum) << id.to_string();
+  }
+  EXPECT_THROW(target.get_size(erased), Error);
+  const TargetInfo info = server.provider->targets().front();
+  EXPECT_EQ(info.regions, kept.size());
+  EXPECT_EQ(info.used_bytes + info.free_bytes, info.capacity);
+  const RegionId fresh = target.create(10);
+  for (const auto& [id, sum] : kept) EXPECT_NE(fresh, id);
+  EXPECT_NE(fresh, erased);
+}
+
+TEST_F(FileTarget, AFullTargetRefusesClearlyAndStaysUsable) {
+  BlobServer server{options({{"capacity", uint64_t{1} << 20}})};
+  const Target target = server.open();
+  const auto data = pattern(300000, 1);
+  std::vector<RegionId> ids;
+  for (int i = 0; i < 3; ++i) ids.push_back(target.create_write_persist(data));
+  try {
+    target.create_write_persist(data);
+    FAIL() << "a region past the capacity was created";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kNoSpace);
+    EXPECT_NE(std::string(e.what()).find("\"main\""), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(target.create(2 << 20), Error);
+  TargetInfo info = server.provider->targets().front();
+  EXPECT_EQ(info.regions, 3u);  // the failed call left nothing behind
+  EXPECT_EQ(info.used_bytes + info.free_bytes, info.capacity);
+  std::vector<std::byte> back(data.size());
+  target.read(ids[1], 0, back);
+  EXPECT_EQ(back, data);
+  target.erase(ids[1]);
+  const RegionId again = target.create_write_persist(data);  // the erased space, reused
+  target.read(again, 0, back);
+  EXPECT_EQ(back, data);
+}
+
+TEST_F(FileTarget, APathThatCannotBeOpenedIsAnIoErrorNamingIt) {
+  const std::string bad = (dir_.path() / "missing-folder" / "data").string();
+  try {
+    BlobServer server{
+        ProviderOptions{.targets = {{.name = "t", .type = "file", .config = {{"path", bad}}}}}};
+    FAIL() << "a target in a missing folder opened";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kIoError);
+    EXPECT_NE(std::string(e.what()).find("missing-folder"), std::string::npos) << e.what();
+  }
+  BlobServer server{ProviderOptions{}};
+  try {
+    server.client.create_target(server.server.address(), kProviderId,
+                                {.name = "t", .type = "file", .config = {{"path", bad}}});
+    FAIL() << "a target in a missing folder was created by RPC";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kIoError);
+  }
+  EXPECT_TRUE(server.client.list_targets(server.server.address(), kProviderId).empty());
+}
+
+TEST_F(FileTarget, DirectIoHandlesUnalignedOffsetsAndSizes) {
+  // O_DIRECT needs a file system that supports it (not tmpfs).
+  const std::string probe = (dir_.path() / "probe").string();
+  const int fd = ::open(probe.c_str(), O_CREAT | O_RDWR | O_DIRECT, 0644);
+  if (fd < 0) GTEST_SKIP() << "O_DIRECT is not supported under " << dir_.path();
+  ::close(fd);
+  BlobServer server{options({{"direct_io", true}})};
+  const Target target = server.open();
+  auto data = pattern(1000003, 2);
+  const RegionId id = target.create_write_persist(data);
+  const auto patch = pattern(777, 3);
+  target.write(id, 4093, patch);  // inside a block, across a block boundary
+  std::copy(patch.begin(), patch.end(), data.begin() + 4093);
+  std::vector<std::byte> back(data.size());
+  target.read(id, 0, back);
+  EXPECT_EQ(checksum(back), checksum(data));
+  std::vector<std::byte> piece(10);
+  target.read(id, 999990, piece);
+  EXPECT_TRUE(std::equal(piece.begin(), piece.end(), data.begin() + 999990));
+}
+
+TEST_F(FileTarget, ThePreadPwriteEngineWorksToo) {
+  BlobServer server{options({{"io_engine", "psync"}})};
+  const Target target = server.open();
+  const auto data = pattern(300000, 4);
+  const RegionId id = target.create_write_persist(data);
+  std::vector<std::byte> back(data.size());
+  target.read(id, 0, back);
+  EXPECT_EQ(back, data);
+  EXPECT_NE(server.provider->targets().front().config.find("psync"), std::string::npos);
+}
+
+TEST_F(FileTarget, ATornJournalTailIsCutOffOnRestart) {
+  RegionId id;
+  const auto data = pattern(5000, 5);
+  {
+    BlobServer server{options()};
+    id = server.open().create_write_persist(data);
+  }
+  {
+    std::ofstream journal(data_path() + ".journal", std::ios::app | std::ios::binary);
+    journal << "half a record";
+  }
+  {
+    BlobServer server{options()};
+    const Target target = server.open();
+    std::vector<std::byte> back(data.size());
+    target.read(id, 0, back);
+    EXPECT_EQ(back, data);
+    target.create_write_persist(data);  // appended where the torn record was
+  }
+  BlobServer server{options()};
+  EXPECT_EQ(server.provider->targets().front().regions, 2u);
+}
+
+TEST_F(FileTarget, DamagedFilesAreReportedAsCorruption) {
+  {
+    BlobServer server{options()};
+    server.open().create(10);
+  }
+  {
+    std::fstream file(data_path(), std::ios::in | std::ios::out | std::ios::binary);
+    file.write("NOTABLOB", 8);
+  }
+  try {
+    BlobServer server{options()};
+    FAIL() << "a damaged file opened";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kCorruption);
+    EXPECT_NE(std::string(e.what()).find(data_path()), std::string::npos) << e.what();
+  }
+}
+
+// Driven through the backend itself (no RPC per operation), so that the thousands of records a
+// compaction needs cost milliseconds.
+TEST_F(FileTarget, ManyErasesCompactTheJournalAndKeepTheLayout) {
+  const nlohmann::json config = target_config("file", dir_.path()).config;
+  const BackendType* type = find_backend("file");
+  ASSERT_NE(type, nullptr);
+  std::vector<std::pair<RegionId, uint64_t>> kept;
+  {
+    auto backend = type->make(config, {.target_name = "main", .config_path = "target"});
+    for (int i = 0; i < 2500; ++i) {
+      RegionId a, b;
+      ASSERT_TRUE(backend->create(3000, a).ok());
+      ASSERT_TRUE(backend->create(100, b).ok());
+      ASSERT_TRUE(backend->erase(b).ok());
+      if (i % 500 == 0) {
+        const auto data = pattern(3000, static_cast<uint8_t>(i));
+        ASSERT_TRUE(backend->write(a, 0, data).ok());
+        ASSERT_TRUE(backend->persist(a, 0, data.size()).ok());
+        kept.emplace_back(a, checksum(data));
+      } else {
+        ASSERT_TRUE(backend->erase(a).ok());
+      }
+    }
+    const Usage usage = backend->usage();
+    EXPECT_EQ(usage.used_bytes + usage.free_bytes, usage.capacity);
+  }
+  // Compacted: far fewer than the ~7500 records written.
+  EXPECT_LT(std::filesystem::file_size(data_path() + ".journal"), 64u + 4000u * 40u);
+  BlobServer server{options()};
+  const Target target = server.open();
+  EXPECT_EQ(server.provider->targets().front().regions, kept.size());
+  for (const auto& [id, sum] : kept) {
+    std::vector<std::byte> back(3000);
+    target.read(id, 0, back);
+    EXPECT_EQ(checksum(back), sum);
+  }
+  const RegionId fresh = target.create(1);
+  EXPECT_GT(fresh.number(), 5000u);  // ids of erased regions are not handed out again
+}
+
+}  // namespace
+}  // namespace dango::blob
