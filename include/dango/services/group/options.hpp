@@ -52,7 +52,7 @@ struct SwimOptions {
 // A member agent's options.
 struct GroupOptions {
   // The group's name; members of one group must agree on it (required in JSON).
-  std::string name;
+  std::string name{};
   // How the member finds the group (default "file"; JSON "bootstrap"): "self" (a group of one),
   // "view" (the static list `view`), "file" (create or join through the group file `file`),
   // "join" (contact the member at `join`). The list comes from the bootstrap registry.
@@ -60,11 +60,11 @@ struct GroupOptions {
   // The group file (JSON, see Membership::to_json): created by the first member, used by the
   // others to join, kept current by the member of rank 0 and read by clients. Required by the
   // "file" bootstrap; with another bootstrap, written too when set (default: none).
-  std::string file;
+  std::string file{};
   // Addresses of the members of a static group ("view" bootstrap); must contain this member.
-  std::vector<std::string> view;
+  std::vector<std::string> view{};
   // Address of a member to join through ("join" bootstrap).
-  std::string join;
+  std::string join{};
   // Provider id of the group agent, the same in every member (default 0; JSON "provider_id").
   rpc::ProviderId provider_id = 0;
   // How long a bootstrap keeps trying to reach a contact before it gives up (default 10 s;
