@@ -19,7 +19,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
-#include <iostream>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -167,7 +167,6 @@ void run_group_suite(const Options& options, Reporter& reporter) {
                     .extra = labels(n, loss)});
     }
   }
-  if (!options.json) reporter.flush(std::cout);
 }
 
 }  // namespace

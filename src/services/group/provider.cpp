@@ -234,7 +234,7 @@ void Provider::State::protocol_loop() {
 // full disk) is retried at the next protocol step.
 void Provider::State::publish_file() {
   const Membership current = view();
-  if (current.members.empty() || current.members.front().address != core.self().address ||
+  if (current.members.empty() || current.members.front().address != self().address ||
       current.version <= published_version) {
     return;
   }

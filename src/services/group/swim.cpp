@@ -204,15 +204,19 @@ void Core::piggyback(Message& message) {
   std::erase_if(gossip_, [limit](const Gossip& g) { return g.transmits >= limit; });
 }
 
-void Core::send(Output& out, const Update& to, MessageKind kind, uint64_t seq, std::string target,
-                std::vector<Update> extra) {
+void Core::send(Output& out, const Update& to, MessageKind kind, uint64_t seq, std::string target) {
   Outgoing outgoing{.to = to.address, .provider_id = to.provider_id, .message = {}};
   Message& message = outgoing.message;
   message.kind = kind;
   message.seq = seq;
   message.sender = self_;
   message.target = std::move(target);
-  message.updates = std::move(extra);
+  // A recipient we suspect (or hold dead) hears it first-hand, so it can refute even when the
+  // gossip about it has run out of transmissions.
+  if (auto it = records_.find(outgoing.to);
+      it != records_.end() && it->second.state.status != MemberStatus::kAlive) {
+    message.updates.push_back(it->second.state);
+  }
   piggyback(message);
   ++messages_sent_;
   out.messages.push_back(std::move(outgoing));
@@ -230,15 +234,9 @@ void Core::on_message(const Message& message, Time now, Output& out) {
   apply_impl(sender, now, out, true);
   for (const Update& update : message.updates) apply_impl(update, now, out, true);
 
-  // A sender we hold dead at its incarnation does not know yet: tell it, so it refutes.
-  std::vector<Update> news;
-  if (auto it = records_.find(sender.address);
-      it != records_.end() && gone(it->second.state.status)) {
-    news.push_back(it->second.state);
-  }
   switch (message.kind) {
     case MessageKind::kPing:
-      send(out, sender, MessageKind::kAck, message.seq, {}, std::move(news));
+      send(out, sender, MessageKind::kAck, message.seq, {});
       break;
     case MessageKind::kAck: {
       if (probe_ && probe_->seq == message.seq) {

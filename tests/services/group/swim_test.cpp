@@ -136,7 +136,7 @@ TEST(SwimCore, SuspicionIsRefutedByAHigherIncarnation) {
   EXPECT_EQ(g.a.record("b")->status, MemberStatus::kSuspect);
   g.a.apply(alive("b", 1), 100ms, out);
   EXPECT_EQ(g.a.record("b")->status, MemberStatus::kAlive);
-  Output later = run_timers(g.a, 450ms);  // a's own probes may suspect again; not dead this early
+  run_timers(g.a, 450ms);  // a's own probes may suspect again; not dead this early
   EXPECT_NE(g.a.record("b")->status, MemberStatus::kDead);
   EXPECT_TRUE(out.events.empty()) << "suspicion and refutation are not membership changes";
 }

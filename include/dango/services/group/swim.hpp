@@ -159,8 +159,7 @@ class Core {
   void queue_gossip(const Update& update);
   void piggyback(Message& message);
   uint32_t retransmit_limit() const;
-  void send(Output& out, const Update& to, MessageKind kind, uint64_t seq, std::string target,
-            std::vector<Update> extra = {});
+  void send(Output& out, const Update& to, MessageKind kind, uint64_t seq, std::string target);
   void finish_probe(Time now, Output& out);
   void start_probe(Time now, Output& out);
   void send_indirect(Output& out);
