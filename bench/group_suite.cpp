@@ -41,8 +41,8 @@ constexpr double kLosses[] = {0.01, 0.05};
 constexpr double kFalsePositiveTarget = 0.001;  // at 1% loss, per member-period
 
 struct Plan {
-  size_t detections;       // crashes measured per size
-  size_t steady_periods;   // periods of the false-positive / message-load runs
+  size_t detections;      // crashes measured per size
+  size_t steady_periods;  // periods of the false-positive / message-load runs
 };
 
 Plan make_plan(bool quick) {
@@ -108,14 +108,14 @@ SteadyRun steady_run(size_t members, double loss, size_t periods) {
   const auto& observations = sim.observations();
   for (size_t i = observations_before; i < observations.size(); ++i) {
     if (observations[i].event.kind == EventKind::kDeath) {
-      incidents.emplace(observations[i].event.member.address, observations[i].event.member.incarnation);
+      incidents.emplace(observations[i].event.member.address,
+                        observations[i].event.member.incarnation);
     }
   }
   const double member_periods = static_cast<double>(members) * static_cast<double>(periods);
-  return SteadyRun{
-      .false_positive_rate = static_cast<double>(incidents.size()) / member_periods,
-      .messages_per_member_period =
-          static_cast<double>(sim.messages_sent() - messages_before) / member_periods};
+  return SteadyRun{.false_positive_rate = static_cast<double>(incidents.size()) / member_periods,
+                   .messages_per_member_period =
+                       static_cast<double>(sim.messages_sent() - messages_before) / member_periods};
 }
 
 std::map<std::string, std::string> labels(size_t members, double loss) {
@@ -140,10 +140,18 @@ void run_group_suite(const Options& options, Reporter& reporter) {
     }
     auto extra = labels(n, 0);
     extra["swim_first_detection_s"] = std::to_string(expected_first);
-    reporter.add({.case_name = "detect_median", .value = med, .unit = "s",
-                  .baseline = "members_16", .baseline_value = median_16, .extra = extra});
-    reporter.add({.case_name = "detect_p99", .value = tail, .unit = "s",
-                  .baseline = "members_16", .baseline_value = p99_16, .extra = extra});
+    reporter.add({.case_name = "detect_median",
+                  .value = med,
+                  .unit = "s",
+                  .baseline = "members_16",
+                  .baseline_value = median_16,
+                  .extra = extra});
+    reporter.add({.case_name = "detect_p99",
+                  .value = tail,
+                  .unit = "s",
+                  .baseline = "members_16",
+                  .baseline_value = p99_16,
+                  .extra = extra});
   }
 
   std::map<double, double> messages_16;
@@ -152,8 +160,10 @@ void run_group_suite(const Options& options, Reporter& reporter) {
       const SteadyRun run = steady_run(n, loss, plan.steady_periods);
       if (n == kSizes[0]) messages_16[loss] = run.messages_per_member_period;
       if (loss > 0) {
-        Record record{.case_name = "false_positive_rate", .value = run.false_positive_rate,
-                      .unit = "per member-period", .extra = labels(n, loss)};
+        Record record{.case_name = "false_positive_rate",
+                      .value = run.false_positive_rate,
+                      .unit = "per member-period",
+                      .extra = labels(n, loss)};
         if (loss == kLosses[0]) {
           record.baseline = "target";
           record.baseline_value = kFalsePositiveTarget;
@@ -162,8 +172,10 @@ void run_group_suite(const Options& options, Reporter& reporter) {
         reporter.add(record);
       }
       reporter.add({.case_name = "messages_per_member_period",
-                    .value = run.messages_per_member_period, .unit = "msgs",
-                    .baseline = "members_16", .baseline_value = messages_16[loss],
+                    .value = run.messages_per_member_period,
+                    .unit = "msgs",
+                    .baseline = "members_16",
+                    .baseline_value = messages_16[loss],
                     .extra = labels(n, loss)});
     }
   }

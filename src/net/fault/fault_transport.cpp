@@ -86,6 +86,11 @@ class FaultTransport final : public Transport, private MessageHandler {
 
 }  // namespace
 
-DANGO_REGISTER_TRANSPORT(fault+tcp, FaultTransport);
+// Registered by hand: DANGO_REGISTER_TRANSPORT stringizes its scheme, and "fault+tcp" is not
+// one preprocessor token.
+[[maybe_unused]] const bool fault_tcp_registered = register_transport(
+    "fault+tcp", [](std::string_view address, const TransportOptions& options) {
+      return std::unique_ptr<Transport>(std::make_unique<FaultTransport>(address, options));
+    });
 
 }  // namespace dango::net

@@ -51,6 +51,6 @@ std::vector<std::string> bootstrap_names();
 
 }  // namespace dango::group::detail
 
-#define DANGO_REGISTER_GROUP_BOOTSTRAP(name, validate, run)                            \
+#define DANGO_REGISTER_GROUP_BOOTSTRAP(name, validate, run)                      \
   [[maybe_unused]] static const bool dango_group_bootstrap_##name##_registered = \
       ::dango::group::detail::register_bootstrap({#name, validate, run})

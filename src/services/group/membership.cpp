@@ -58,7 +58,8 @@ Membership Membership::from_json(const nlohmann::json& json, std::string_view pa
   reader.require("members", list);
   reader.finish();
   const std::string list_path = config::join(path, "members");
-  if (!list.is_array()) config::fail(list_path, "expected an array, got " + config::type_name(list));
+  if (!list.is_array())
+    config::fail(list_path, "expected an array, got " + config::type_name(list));
   for (size_t i = 0; i < list.size(); ++i) {
     const std::string item_path = config::join(list_path, i);
     config::ConfigReader item(list[i], item_path);
@@ -80,7 +81,8 @@ Membership Membership::from_json(const nlohmann::json& json, std::string_view pa
 
 Membership Membership::load_file(const std::filesystem::path& path) {
   std::ifstream in(path);
-  if (!in) throw ConfigError("group file " + path.string() + ": cannot open: " + std::strerror(errno));
+  if (!in)
+    throw ConfigError("group file " + path.string() + ": cannot open: " + std::strerror(errno));
   nlohmann::json json;
   try {
     in >> json;

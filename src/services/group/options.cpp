@@ -59,17 +59,22 @@ GroupOptions GroupOptions::from_json(const nlohmann::json& json, std::string_vie
   reader.get("provider_id", options.provider_id);
   reader.get("join_timeout_ms", options.join_timeout);
   nlohmann::json swim;
-  if (reader.get("swim", swim)) options.swim = SwimOptions::from_json(swim, config::join(path, "swim"));
+  if (reader.get("swim", swim))
+    options.swim = SwimOptions::from_json(swim, config::join(path, "swim"));
   reader.finish();
   options.validate(path);
   return options;
 }
 
 nlohmann::json GroupOptions::to_json() const {
-  return {{"name", name},           {"bootstrap", bootstrap},
-          {"file", file},           {"view", view},
-          {"join", join},           {"provider_id", provider_id},
-          {"join_timeout_ms", join_timeout.count()}, {"swim", swim.to_json()}};
+  return {{"name", name},
+          {"bootstrap", bootstrap},
+          {"file", file},
+          {"view", view},
+          {"join", join},
+          {"provider_id", provider_id},
+          {"join_timeout_ms", join_timeout.count()},
+          {"swim", swim.to_json()}};
 }
 
 void GroupOptions::validate(std::string_view path) const {
@@ -77,12 +82,14 @@ void GroupOptions::validate(std::string_view path) const {
   const detail::BootstrapMethod* method = detail::find_bootstrap(bootstrap);
   if (method == nullptr) {
     std::string names;
-    for (const auto& known : detail::bootstrap_names()) names += (names.empty() ? "" : ", ") + known;
+    for (const auto& known : detail::bootstrap_names())
+      names += (names.empty() ? "" : ", ") + known;
     config::fail(config::join(path, "bootstrap"),
                  "unknown bootstrap \"" + bootstrap + "\" (expected one of: " + names + ")");
   }
   if (method->validate) method->validate(*this, path);
-  if (join_timeout.count() <= 0) config::fail(config::join(path, "join_timeout_ms"), "must be positive");
+  if (join_timeout.count() <= 0)
+    config::fail(config::join(path, "join_timeout_ms"), "must be positive");
   swim.validate(config::join(path, "swim"));
 }
 

@@ -22,12 +22,12 @@ inline constexpr const char* kWatchRpc = "group_watch";
 inline constexpr const char* kAllRpcs[] = {kSwimRpc, kJoinRpc, kLeaveRpc, kViewRpc, kWatchRpc};
 
 struct JoinReply {
-  uint64_t incarnation = 0;             // the joiner takes this incarnation
-  std::vector<swim::Update> records;    // the contact's whole membership, tombstones included
+  uint64_t incarnation = 0;           // the joiner takes this incarnation
+  std::vector<swim::Update> records;  // the contact's whole membership, tombstones included
 
   template <class Archive>
   void serialize(Archive& ar) {
-    ar & incarnation & records;
+    ar& incarnation& records;
   }
 };
 

@@ -60,8 +60,10 @@ struct Provider::State final : detail::BootstrapContext {
   void create(const std::vector<Member>& members) override {
     std::vector<swim::Update> records;
     for (const Member& m : members) {
-      records.push_back({.address = m.address, .provider_id = m.provider_id,
-                         .incarnation = m.incarnation, .status = MemberStatus::kAlive});
+      records.push_back({.address = m.address,
+                         .provider_id = m.provider_id,
+                         .incarnation = m.incarnation,
+                         .status = MemberStatus::kAlive});
     }
     std::lock_guard lock(mutex);
     core.install(records, now());
@@ -166,8 +168,10 @@ bool Provider::State::join_through(const std::vector<Member>& contacts,
   for (;;) {
     for (const Member& contact : order) {
       const Member me = self();
-      const swim::Update request{.address = me.address, .provider_id = me.provider_id,
-                                 .incarnation = me.incarnation, .status = MemberStatus::kAlive};
+      const swim::Update request{.address = me.address,
+                                 .provider_id = me.provider_id,
+                                 .incarnation = me.incarnation,
+                                 .status = MemberStatus::kAlive};
       try {
         const detail::JoinReply reply = join_rpc.on(engine.lookup(contact.address))
                                             .with(contact.provider_id)
@@ -180,12 +184,13 @@ bool Provider::State::join_through(const std::vector<Member>& contacts,
                        contact.address, reply.incarnation);
         return true;
       } catch (const RemoteError& e) {
-        logger()->warn("group {}: {} refused the join: {}", options_.name, contact.address, e.what());
+        logger()->warn("group {}: {} refused the join: {}", options_.name, contact.address,
+                       e.what());
       } catch (const ShutdownError&) {
         throw;
       } catch (const Error& e) {
-        logger()->debug("group {}: {} did not answer the join: {}", options_.name,
-                        contact.address, e.what());
+        logger()->debug("group {}: {} did not answer the join: {}", options_.name, contact.address,
+                        e.what());
       }
     }
     if (Clock::now() >= deadline) return false;
@@ -195,12 +200,13 @@ bool Provider::State::join_through(const std::vector<Member>& contacts,
 
 detail::JoinReply Provider::State::on_join(const std::string& group, const swim::Update& joiner) {
   if (group != options_.name) {
-    throw Error("group_join: " + core.self().address + " is a member of group \"" +
-                options_.name + "\", not \"" + group + "\"");
+    throw Error("group_join: " + core.self().address + " is a member of group \"" + options_.name +
+                "\", not \"" + group + "\"");
   }
   detail::JoinReply reply;
   run([&](swim::Output& out) {
-    if (core.has_left()) throw Error("group_join: " + core.self().address + " has left group \"" + group + "\"");
+    if (core.has_left())
+      throw Error("group_join: " + core.self().address + " has left group \"" + group + "\"");
     reply.incarnation = core.admit(joiner, now(), out);
     reply.records = core.records();
   });
@@ -266,7 +272,8 @@ void Provider::State::leave() {
                             .timeout(options_.swim.ping_timeout)
                             .async(me));
     } catch (const Error& e) {
-      logger()->debug("group {}: leave notice to {} not sent: {}", options_.name, member.address, e.what());
+      logger()->debug("group {}: leave notice to {} not sent: {}", options_.name, member.address,
+                      e.what());
     }
   }
   for (auto& call : pending) {
@@ -279,8 +286,7 @@ void Provider::State::leave() {
   logger()->info("group {}: {} left", options_.name, me.address);
 }
 
-Provider::Provider(rpc::Engine& engine, GroupOptions options, Observer observer,
-                   thread::Pool pool)
+Provider::Provider(rpc::Engine& engine, GroupOptions options, Observer observer, thread::Pool pool)
     : rpc::Provider(engine, options.provider_id, pool) {
   options.validate();
   const Member self{.address = engine.address(), .provider_id = options.provider_id};
@@ -311,9 +317,11 @@ Provider::Provider(rpc::Engine& engine, GroupOptions options, Observer observer,
   });
   const detail::BootstrapMethod* method = detail::find_bootstrap(s->options_.bootstrap);
   this->pool().spawn([s, method] { method->run(*s); }).join();
-  this->pool().spawn([s] {
-    if (!s->options_.file.empty()) s->publish_file();
-  }).join();
+  this->pool()
+      .spawn([s] {
+        if (!s->options_.file.empty()) s->publish_file();
+      })
+      .join();
   s->loop = this->pool().spawn([s] { s->protocol_loop(); });
 }
 
@@ -332,7 +340,8 @@ Provider::~Provider() {
   state_->wake_.notify_all();
   try {
     if (state_->loop.joinable()) state_->loop.join();
-    while (state_->active_handlers.load() > 0) thread::this_ult::sleep_for(std::chrono::milliseconds(1));
+    while (state_->active_handlers.load() > 0)
+      thread::this_ult::sleep_for(std::chrono::milliseconds(1));
   } catch (const std::exception& e) {
     logger()->debug("group {}: stopping: {}", state_->options_.name, e.what());
   }

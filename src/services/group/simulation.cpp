@@ -29,7 +29,8 @@ struct Simulation::Impl {
     const Time deadline = cores[i]->next_deadline();
     if (deadline == timer_at[i]) return;
     timer_at[i] = deadline;
-    queue.push(Entry{.time = deadline, .order = order++, .member = i, .is_timer = true, .message = {}});
+    queue.push(
+        Entry{.time = deadline, .order = order++, .member = i, .is_timer = true, .message = {}});
   }
 
   SimulationOptions options;
@@ -74,11 +75,13 @@ void Simulation::set_dropping(size_t i, bool on) { impl_->dropping.at(i) = on; }
 
 void Simulation::process(size_t member, Output& out) {
   Impl& s = *impl_;
-  const auto delay_span = static_cast<uint64_t>((s.options.max_delay - s.options.min_delay).count());
+  const auto delay_span =
+      static_cast<uint64_t>((s.options.max_delay - s.options.min_delay).count());
   for (Outgoing& outgoing : out.messages) {
     ++messages_sent_;
     if (s.dropping[member]) continue;
-    if (s.options.loss > 0 && std::uniform_real_distribution<double>(0, 1)(s.random) < s.options.loss) {
+    if (s.options.loss > 0 &&
+        std::uniform_real_distribution<double>(0, 1)(s.random) < s.options.loss) {
       continue;
     }
     const auto delay = s.options.min_delay +
@@ -90,7 +93,8 @@ void Simulation::process(size_t member, Output& out) {
                              .message = std::move(outgoing.message)});
   }
   for (Event& event : out.events) {
-    observations_.push_back(Observation{.time = now_, .observer = member, .event = std::move(event)});
+    observations_.push_back(
+        Observation{.time = now_, .observer = member, .event = std::move(event)});
   }
   out.clear();
   s.schedule_timer(member);

@@ -77,7 +77,8 @@ void Core::install(const std::vector<Update>& records, Time now) {
     started_ = true;
     // Members started together would otherwise probe in lock-step.
     const auto period = std::chrono::duration_cast<Time>(options_.period);
-    next_period_ = now + Time(static_cast<int64_t>(random_() % static_cast<uint64_t>(period.count() + 1)));
+    next_period_ =
+        now + Time(static_cast<int64_t>(random_() % static_cast<uint64_t>(period.count() + 1)));
   }
 }
 
@@ -110,8 +111,10 @@ void Core::apply_about_self(const Update& update) {
   if (left_) return;
   // Suspected or declared dead (or an alive record of an earlier life ahead of ours): refute
   // with a higher incarnation, which supersedes the accusation everywhere it spreads.
-  const bool accused = update.status != MemberStatus::kAlive && update.incarnation >= self_.incarnation;
-  const bool stale_life = update.status == MemberStatus::kAlive && update.incarnation > self_.incarnation;
+  const bool accused =
+      update.status != MemberStatus::kAlive && update.incarnation >= self_.incarnation;
+  const bool stale_life =
+      update.status == MemberStatus::kAlive && update.incarnation > self_.incarnation;
   if (!accused && !stale_life) return;
   version_ -= weight(self_);
   self_.incarnation = update.incarnation + 1;
@@ -128,9 +131,9 @@ void Core::apply_impl(const Update& update, Time now, Output& out, bool events) 
     version_ += weight(update);
     if (!gone(update.status)) {
       ++live_count_;
-      probe_order_.insert(probe_order_.begin() + static_cast<std::ptrdiff_t>(
-                                                     random_() % (probe_order_.size() + 1)),
-                          update.address);
+      probe_order_.insert(
+          probe_order_.begin() + static_cast<std::ptrdiff_t>(random_() % (probe_order_.size() + 1)),
+          update.address);
       if (events) out.events.push_back({EventKind::kJoin, to_member(update)});
       if (update.status == MemberStatus::kSuspect) {
         suspects_[update.address] = now + options_.suspicion_timeout;
@@ -244,7 +247,8 @@ void Core::on_message(const Message& message, Time now, Output& out) {
       } else if (auto relay = relays_.find(message.seq); relay != relays_.end()) {
         const Update requester{.address = relay->second.requester,
                                .provider_id = relay->second.requester_provider};
-        send(out, requester, MessageKind::kAck, relay->second.requester_seq, message.sender.address);
+        send(out, requester, MessageKind::kAck, relay->second.requester_seq,
+             message.sender.address);
         relays_.erase(relay);
       }
       break;
@@ -266,8 +270,7 @@ void Core::on_message(const Message& message, Time now, Output& out) {
 void Core::finish_probe(Time now, Output& out) {
   if (!probe_) return;
   auto it = records_.find(probe_->target);
-  if (!probe_->acked && it != records_.end() &&
-      it->second.state.status == MemberStatus::kAlive) {
+  if (!probe_->acked && it != records_.end() && it->second.state.status == MemberStatus::kAlive) {
     Update suspicion = it->second.state;
     suspicion.status = MemberStatus::kSuspect;
     set_record(it->second, suspicion, now, out, true);
@@ -298,8 +301,8 @@ void Core::send_indirect(Output& out) {
   std::vector<const Update*> helpers;
   if (probe_order_.size() <= 1) return;
   // Random distinct live members other than the target; a few draws over k suffice.
-  for (size_t draw = 0; draw < 4 * options_.indirect_pings && helpers.size() < options_.indirect_pings;
-       ++draw) {
+  for (size_t draw = 0;
+       draw < 4 * options_.indirect_pings && helpers.size() < options_.indirect_pings; ++draw) {
     const std::string& address = probe_order_[random_() % probe_order_.size()];
     if (address == probe_->target) continue;
     auto it = records_.find(address);

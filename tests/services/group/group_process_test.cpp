@@ -97,10 +97,9 @@ class GroupProcesses : public ::testing::Test {
     member->address_file = dir_.path() / (name + "." + std::to_string(launches_) + ".address");
     member->events_file = dir_.path() / (name + ".events");
     member->process = std::make_unique<ChildProcess>(
-        member_program(),
-        std::vector<std::string>{"--config", config(address), "--address-file",
-                                 member->address_file.string(), "--events-file",
-                                 member->events_file.string()});
+        member_program(), std::vector<std::string>{"--config", config(address), "--address-file",
+                                                   member->address_file.string(), "--events-file",
+                                                   member->events_file.string()});
     ++launches_;
     members_.push_back(std::move(member));
     return *members_.back();
@@ -173,24 +172,30 @@ TEST_F(GroupProcesses, KilledMemberIsDeclaredDeadByAllOnceFileRewrittenAndRestar
   ASSERT_TRUE(victim->process->wait_exit(5s).has_value());
   ASSERT_TRUE(eventually([&] { return converged(survivors); }, 20s));
   const auto detected_in = std::chrono::steady_clock::now() - killed_at;
-  RecordProperty("detection_ms",
-                 std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(detected_in).count()));
+  RecordProperty(
+      "detection_ms",
+      std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(detected_in).count()));
   EXPECT_LE(detected_in, kDetectionLimit)
       << std::chrono::duration_cast<std::chrono::milliseconds>(detected_in).count() << " ms";
   // Observers fire once per survivor; the file is rewritten without the victim.
-  ASSERT_TRUE(eventually([&] {
-    return std::all_of(survivors.begin(), survivors.end(),
-                       [&](const Member* m) { return m->count_events("death", victim->address) == 1; });
-  }, 5s));
+  ASSERT_TRUE(eventually(
+      [&] {
+        return std::all_of(survivors.begin(), survivors.end(), [&](const Member* m) {
+          return m->count_events("death", victim->address) == 1;
+        });
+      },
+      5s));
   std::this_thread::sleep_for(3 * kPeriod);  // late duplicates would show by now
   for (const Member* m : survivors) {
     EXPECT_EQ(m->count_events("death", victim->address), 1u) << m->name;
     EXPECT_EQ(m->count_events("leave", victim->address), 0u) << m->name;
   }
-  ASSERT_TRUE(eventually([&] {
-    const Membership file = Membership::load_file(group_file_);
-    return file.size() == 4 && !file.contains(victim->address);
-  }, 5s));
+  ASSERT_TRUE(eventually(
+      [&] {
+        const Membership file = Membership::load_file(group_file_);
+        return file.size() == 4 && !file.contains(victim->address);
+      },
+      5s));
 
   // Restarted at the same address: rejoins as a new incarnation.
   Member& reborn = launch("m2", victim->address);
@@ -204,10 +209,13 @@ TEST_F(GroupProcesses, KilledMemberIsDeclaredDeadByAllOnceFileRewrittenAndRestar
     ASSERT_NE(view.find(reborn.address), nullptr);
     EXPECT_GE(view.find(reborn.address)->incarnation, 1u) << m->name;
   }
-  ASSERT_TRUE(eventually([&] {
-    return std::all_of(survivors.begin(), survivors.end(),
-                       [&](const Member* m) { return m->count_events("join", reborn.address, 1) == 1; });
-  }, 5s));
+  ASSERT_TRUE(eventually(
+      [&] {
+        return std::all_of(survivors.begin(), survivors.end(), [&](const Member* m) {
+          return m->count_events("join", reborn.address, 1) == 1;
+        });
+      },
+      5s));
 }
 
 TEST_F(GroupProcesses, MemberThatLeavesIsRemovedAtOnceNotSuspected) {
@@ -237,10 +245,13 @@ TEST_F(GroupProcesses, MemberWhoseMessagesAreDroppedIsDeclaredDead) {
   ASSERT_TRUE(eventually([&] { return converged(members); }, 10s));
   faulty.process->kill(SIGUSR1);  // drops every message in and out from now on
   const auto others = without(members, &faulty);
-  ASSERT_TRUE(eventually([&] {
-    return std::all_of(others.begin(), others.end(),
-                       [&](const Member* m) { return m->count_events("death", faulty.address) == 1; });
-  }, kDetectionLimit + 5s));
+  ASSERT_TRUE(eventually(
+      [&] {
+        return std::all_of(others.begin(), others.end(), [&](const Member* m) {
+          return m->count_events("death", faulty.address) == 1;
+        });
+      },
+      kDetectionLimit + 5s));
 }
 
 TEST_F(GroupProcesses, DropStoppedBeforeTheSuspicionTimeoutRefutesAndStays) {
@@ -294,7 +305,8 @@ TEST_F(GroupProcesses, NoMemberIsDeclaredDeadDuringAMinuteOfSaturatedCpu) {
   ASSERT_TRUE(eventually([&] { return converged(members); }, 20s));
   {
     std::vector<std::unique_ptr<CpuHog>> hogs;
-    for (long i = 0; i < 2 * ::sysconf(_SC_NPROCESSORS_ONLN); ++i) hogs.push_back(std::make_unique<CpuHog>());
+    for (long i = 0; i < 2 * ::sysconf(_SC_NPROCESSORS_ONLN); ++i)
+      hogs.push_back(std::make_unique<CpuHog>());
     std::this_thread::sleep_for(60s);
   }
   ASSERT_TRUE(eventually([&] { return converged(members); }, 20s));

@@ -54,7 +54,8 @@ TEST(GroupMembership, GroupFileIsWrittenAtomicallyAndReadBack) {
   EXPECT_EQ(read.version, 8u);
   EXPECT_EQ(read.members, view.members);
   size_t files = 0;
-  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(dir.path())) ++files;
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(dir.path()))
+    ++files;
   EXPECT_EQ(files, 1u);
 }
 

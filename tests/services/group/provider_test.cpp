@@ -50,7 +50,8 @@ TEST(GroupProvider, JoinBootstrapAddsTheMemberEverywhereAndObserversSeeIt) {
   rpc::Engine a_engine{"tcp://127.0.0.1:0"};
   rpc::Engine b_engine{"tcp://127.0.0.1:0"};
   std::vector<Event> seen_by_a;
-  Provider a{a_engine, {.name = "g", .bootstrap = "self", .swim = fast_swim()},
+  Provider a{a_engine,
+             {.name = "g", .bootstrap = "self", .swim = fast_swim()},
              [&](const Event& e) { seen_by_a.push_back(e); }};
   Provider b{b_engine,
              {.name = "g", .bootstrap = "join", .join = a_engine.address(), .swim = fast_swim()}};
@@ -71,8 +72,12 @@ TEST(GroupProvider, JoiningAGroupOfAnotherNameIsRefused) {
   rpc::Engine a_engine{"tcp://127.0.0.1:0"};
   rpc::Engine b_engine{"tcp://127.0.0.1:0"};
   Provider a{a_engine, {.name = "one", .bootstrap = "self", .swim = fast_swim()}};
-  EXPECT_THROW((Provider{b_engine, {.name = "two", .bootstrap = "join", .join = a_engine.address(),
-                                    .join_timeout = 300ms, .swim = fast_swim()}}),
+  EXPECT_THROW((Provider{b_engine,
+                         {.name = "two",
+                          .bootstrap = "join",
+                          .join = a_engine.address(),
+                          .join_timeout = 300ms,
+                          .swim = fast_swim()}}),
                Error);
 }
 
@@ -85,8 +90,9 @@ TEST(GroupProvider, StaticViewStartsEveryListedMemberInOneView) {
   EXPECT_EQ(a.view().members, b.view().members);
   EXPECT_EQ(a.view().version, b.view().version);
   rpc::Engine c_engine{"tcp://127.0.0.1:0"};
-  EXPECT_THROW((Provider{c_engine, {.name = "g", .bootstrap = "view", .view = listed, .swim = fast_swim()}}),
-               ConfigError);
+  EXPECT_THROW(
+      (Provider{c_engine, {.name = "g", .bootstrap = "view", .view = listed, .swim = fast_swim()}}),
+      ConfigError);
 }
 
 TEST(GroupClient, FetchesTheViewAndIsToldOfChangesByLongPoll) {
@@ -103,7 +109,9 @@ TEST(GroupClient, FetchesTheViewAndIsToldOfChangesByLongPoll) {
   thread::Ult joiner = client_engine.rpc_pool().spawn([&] {
     thread::this_ult::sleep_for(100ms);
     b = std::make_unique<Provider>(
-        b_engine, GroupOptions{.name = "g", .bootstrap = "join", .join = a_engine.address(), .swim = fast_swim()});
+        b_engine,
+        GroupOptions{
+            .name = "g", .bootstrap = "join", .join = a_engine.address(), .swim = fast_swim()});
   });
   EXPECT_TRUE(view.wait_for_change(10s));
   EXPECT_EQ(view.membership().size(), 2u);

@@ -25,7 +25,9 @@ SwimOptions test_options() {
 }
 
 Update alive(const std::string& address, uint64_t incarnation = 0) {
-  return Update{.address = address, .provider_id = 0, .incarnation = incarnation,
+  return Update{.address = address,
+                .provider_id = 0,
+                .incarnation = incarnation,
                 .status = MemberStatus::kAlive};
 }
 
@@ -62,8 +64,10 @@ std::pair<Outgoing, Time> first_ping(Core& core) {
 TEST(SwimCore, PingIsAnsweredByAnAckWithTheSameSequence) {
   ThreeMembers g;
   Output out;
-  g.a.on_message(Message{.kind = MessageKind::kPing, .seq = 42, .sender = alive("b"), .target = {}, .updates = {}},
-                 10ms, out);
+  g.a.on_message(
+      Message{
+          .kind = MessageKind::kPing, .seq = 42, .sender = alive("b"), .target = {}, .updates = {}},
+      10ms, out);
   ASSERT_EQ(out.messages.size(), 1u);
   EXPECT_EQ(out.messages[0].to, "b");
   EXPECT_EQ(out.messages[0].message.kind, MessageKind::kAck);
@@ -78,8 +82,9 @@ TEST(SwimCore, UnansweredProbeGoesIndirectThenSuspectsThenDeclaresDeadOnce) {
   const std::string target = ping.to;
   Output first = run_timers(g.a, at + 40ms);
   // After the ping timeout: ping-req to the other member, naming the target.
-  const auto req = std::find_if(first.messages.begin(), first.messages.end(),
-                                [](const Outgoing& o) { return o.message.kind == MessageKind::kPingReq; });
+  const auto req =
+      std::find_if(first.messages.begin(), first.messages.end(),
+                   [](const Outgoing& o) { return o.message.kind == MessageKind::kPingReq; });
   ASSERT_NE(req, first.messages.end());
   EXPECT_NE(req->to, target);
   EXPECT_EQ(req->message.target, target);
@@ -100,12 +105,16 @@ TEST(SwimCore, AckThroughAHelperKeepsTheTargetAlive) {
   // Run to the indirect phase of the first probe.
   const auto [ping, at] = first_ping(g.a);
   Output first = run_timers(g.a, at + 40ms);
-  const auto req = std::find_if(first.messages.begin(), first.messages.end(),
-                                [](const Outgoing& o) { return o.message.kind == MessageKind::kPingReq; });
+  const auto req =
+      std::find_if(first.messages.begin(), first.messages.end(),
+                   [](const Outgoing& o) { return o.message.kind == MessageKind::kPingReq; });
   ASSERT_NE(req, first.messages.end());
   // The helper relays the target's ack with the requester's sequence number.
-  g.a.on_message(Message{.kind = MessageKind::kAck, .seq = req->message.seq, .sender = alive(req->to),
-                         .target = req->message.target, .updates = {}},
+  g.a.on_message(Message{.kind = MessageKind::kAck,
+                         .seq = req->message.seq,
+                         .sender = alive(req->to),
+                         .target = req->message.target,
+                         .updates = {}},
                  at + 50ms, out);
   run_timers(g.a, at + 100ms);  // the period's verdict
   EXPECT_EQ(g.a.record(req->message.target)->status, MemberStatus::kAlive);
@@ -114,14 +123,22 @@ TEST(SwimCore, AckThroughAHelperKeepsTheTargetAlive) {
 TEST(SwimCore, HelperPingsTheTargetAndRelaysItsAck) {
   ThreeMembers g;
   Output out;
-  g.a.on_message(Message{.kind = MessageKind::kPingReq, .seq = 5, .sender = alive("b"), .target = "c", .updates = {}},
+  g.a.on_message(Message{.kind = MessageKind::kPingReq,
+                         .seq = 5,
+                         .sender = alive("b"),
+                         .target = "c",
+                         .updates = {}},
                  10ms, out);
   ASSERT_EQ(out.messages.size(), 1u);
   EXPECT_EQ(out.messages[0].to, "c");
   EXPECT_EQ(out.messages[0].message.kind, MessageKind::kPing);
   const uint64_t relay_seq = out.messages[0].message.seq;
   out.clear();
-  g.a.on_message(Message{.kind = MessageKind::kAck, .seq = relay_seq, .sender = alive("c"), .target = {}, .updates = {}},
+  g.a.on_message(Message{.kind = MessageKind::kAck,
+                         .seq = relay_seq,
+                         .sender = alive("c"),
+                         .target = {},
+                         .updates = {}},
                  20ms, out);
   ASSERT_EQ(out.messages.size(), 1u);
   EXPECT_EQ(out.messages[0].to, "b");
@@ -132,7 +149,9 @@ TEST(SwimCore, HelperPingsTheTargetAndRelaysItsAck) {
 TEST(SwimCore, SuspicionIsRefutedByAHigherIncarnation) {
   ThreeMembers g;
   Output out;
-  g.a.apply(Update{.address = "b", .provider_id = 0, .incarnation = 0, .status = MemberStatus::kSuspect}, 0ms, out);
+  g.a.apply(
+      Update{.address = "b", .provider_id = 0, .incarnation = 0, .status = MemberStatus::kSuspect},
+      0ms, out);
   EXPECT_EQ(g.a.record("b")->status, MemberStatus::kSuspect);
   g.a.apply(alive("b", 1), 100ms, out);
   EXPECT_EQ(g.a.record("b")->status, MemberStatus::kAlive);
@@ -144,21 +163,29 @@ TEST(SwimCore, SuspicionIsRefutedByAHigherIncarnation) {
 TEST(SwimCore, AccusedMemberRefutesWithAHigherIncarnation) {
   ThreeMembers g;
   Output out;
-  g.a.on_message(Message{.kind = MessageKind::kPing, .seq = 1, .sender = alive("b"), .target = {},
-                         .updates = {Update{.address = "a", .provider_id = 0, .incarnation = 0,
+  g.a.on_message(Message{.kind = MessageKind::kPing,
+                         .seq = 1,
+                         .sender = alive("b"),
+                         .target = {},
+                         .updates = {Update{.address = "a",
+                                            .provider_id = 0,
+                                            .incarnation = 0,
                                             .status = MemberStatus::kSuspect}}},
                  10ms, out);
   EXPECT_EQ(g.a.self().incarnation, 1u);
   ASSERT_EQ(out.messages.size(), 1u);
   EXPECT_EQ(out.messages[0].message.sender.incarnation, 1u);
-  EXPECT_TRUE(std::any_of(out.messages[0].message.updates.begin(), out.messages[0].message.updates.end(),
+  EXPECT_TRUE(std::any_of(out.messages[0].message.updates.begin(),
+                          out.messages[0].message.updates.end(),
                           [](const Update& u) { return u.address == "a" && u.incarnation == 1; }));
 }
 
 TEST(SwimCore, RestartedMemberIsAdmittedWithANewIncarnationAndReportedAsJoined) {
   ThreeMembers g;
   Output out;
-  g.a.apply(Update{.address = "b", .provider_id = 0, .incarnation = 0, .status = MemberStatus::kDead}, 0ms, out);
+  g.a.apply(
+      Update{.address = "b", .provider_id = 0, .incarnation = 0, .status = MemberStatus::kDead},
+      0ms, out);
   out.clear();
   EXPECT_EQ(g.a.admit(alive("b", 0), 10ms, out), 1u);
   ASSERT_EQ(out.events.size(), 1u);
@@ -170,10 +197,13 @@ TEST(SwimCore, RestartedMemberIsAdmittedWithANewIncarnationAndReportedAsJoined) 
 TEST(SwimCore, LeaveIsReportedOnceAndNeverAsDeath) {
   ThreeMembers g;
   Output out;
-  const Update left{.address = "c", .provider_id = 0, .incarnation = 0, .status = MemberStatus::kLeft};
+  const Update left{
+      .address = "c", .provider_id = 0, .incarnation = 0, .status = MemberStatus::kLeft};
   g.a.apply(left, 0ms, out);
   g.a.apply(left, 1ms, out);
-  g.a.apply(Update{.address = "c", .provider_id = 0, .incarnation = 0, .status = MemberStatus::kDead}, 2ms, out);
+  g.a.apply(
+      Update{.address = "c", .provider_id = 0, .incarnation = 0, .status = MemberStatus::kDead},
+      2ms, out);
   ASSERT_EQ(out.events.size(), 1u);
   EXPECT_EQ(out.events[0].kind, EventKind::kLeave);
   EXPECT_FALSE(g.a.view().contains("c"));
@@ -190,7 +220,8 @@ TEST(SwimCore, SameRecordsGiveTheSameVersionAndEveryChangeRaisesIt) {
   a.apply(alive("c"), 0ms, out);
   EXPECT_GT(a.version(), before);
   const uint64_t joined = a.version();
-  a.apply(Update{.address = "c", .provider_id = 0, .incarnation = 0, .status = MemberStatus::kDead}, 0ms, out);
+  a.apply(Update{.address = "c", .provider_id = 0, .incarnation = 0, .status = MemberStatus::kDead},
+          0ms, out);
   EXPECT_GT(a.version(), joined);
   const Membership view = a.view();
   ASSERT_EQ(view.size(), 2u);
@@ -205,8 +236,11 @@ TEST(SwimCore, AnUpdateIsPiggybackedAtMostTheRetransmitLimit) {
   int carried = 0;
   for (int i = 0; i < 50; ++i) {
     Output o;
-    g.a.on_message(Message{.kind = MessageKind::kPing, .seq = static_cast<uint64_t>(i), .sender = alive("b"),
-                           .target = {}, .updates = {}},
+    g.a.on_message(Message{.kind = MessageKind::kPing,
+                           .seq = static_cast<uint64_t>(i),
+                           .sender = alive("b"),
+                           .target = {},
+                           .updates = {}},
                    1ms, o);
     for (const auto& m : o.messages) {
       carried += static_cast<int>(std::count_if(m.message.updates.begin(), m.message.updates.end(),
@@ -227,7 +261,8 @@ SimulationOptions simulated(size_t members, double loss = 0) {
 size_t deaths_of(const Simulation& sim, size_t victim) {
   return static_cast<size_t>(std::count_if(
       sim.observations().begin(), sim.observations().end(), [&](const Observation& o) {
-        return o.event.kind == EventKind::kDeath && o.event.member.address == Simulation::address(victim);
+        return o.event.kind == EventKind::kDeath &&
+               o.event.member.address == Simulation::address(victim);
       }));
 }
 
@@ -248,7 +283,8 @@ TEST(SwimSimulation, NoMemberIsDeclaredDeadUnderOnePercentLoss) {
   Simulation sim(simulated(32, 0.01));
   sim.run_for(60s);
   for (const Observation& o : sim.observations()) {
-    EXPECT_NE(o.event.kind, EventKind::kDeath) << o.event.member.address << " at " << o.time.count();
+    EXPECT_NE(o.event.kind, EventKind::kDeath)
+        << o.event.member.address << " at " << o.time.count();
   }
 }
 

@@ -28,16 +28,16 @@ std::string_view to_string(MemberStatus status);
 
 // One member of a view.
 struct Member {
-  std::string address;               // where its agent listens ("tcp://10.0.0.3:7000")
-  rpc::ProviderId provider_id = 0;   // the provider id of its group agent
-  uint64_t incarnation = 0;          // grows when it refutes a suspicion or restarts
-  uint64_t rank = 0;                 // position in the view (ordered by address)
+  std::string address;                         // where its agent listens ("tcp://10.0.0.3:7000")
+  rpc::ProviderId provider_id = 0;             // the provider id of its group agent
+  uint64_t incarnation = 0;                    // grows when it refutes a suspicion or restarts
+  uint64_t rank = 0;                           // position in the view (ordered by address)
   MemberStatus status = MemberStatus::kAlive;  // alive or suspect (a view holds no dead member)
 
   bool operator==(const Member&) const = default;
   template <class Archive>
   void serialize(Archive& ar) {
-    ar & address & provider_id & incarnation & rank & status;
+    ar& address& provider_id& incarnation& rank& status;
   }
 };
 
@@ -67,7 +67,7 @@ struct Membership {
 
   template <class Archive>
   void serialize(Archive& ar) {
-    ar & name & version & members;
+    ar& name& version& members;
   }
 };
 

@@ -18,12 +18,12 @@
 namespace dango::group::swim {
 
 struct SimulationOptions {
-  size_t members = 16;                             // all start in one static view
-  double loss = 0;                                 // probability that a message is lost
-  std::chrono::microseconds min_delay{200};        // one-way delay, uniform in [min, max]
+  size_t members = 16;                       // all start in one static view
+  double loss = 0;                           // probability that a message is lost
+  std::chrono::microseconds min_delay{200};  // one-way delay, uniform in [min, max]
   std::chrono::microseconds max_delay{2000};
-  SwimOptions swim{};                              // every member's protocol options
-  uint64_t seed = 1;                               // the run is a function of the seed
+  SwimOptions swim{};  // every member's protocol options
+  uint64_t seed = 1;   // the run is a function of the seed
 };
 
 // An observer event as a member saw it, with the virtual time.

@@ -34,7 +34,7 @@ struct Update {
   bool operator==(const Update&) const = default;
   template <class Archive>
   void serialize(Archive& ar) {
-    ar & address & provider_id & incarnation & status;
+    ar& address& provider_id& incarnation& status;
   }
 };
 
@@ -59,7 +59,7 @@ struct Message {
 
   template <class Archive>
   void serialize(Archive& ar) {
-    ar & kind & seq & sender & target & updates;
+    ar& kind& seq& sender& target& updates;
   }
 };
 
@@ -175,10 +175,10 @@ class Core {
   std::unordered_map<std::string, Record> records_;  // every other member ever heard of
   std::vector<std::string> probe_order_;             // shuffled round-robin over live members
   size_t probe_index_ = 0;
-  std::unordered_map<std::string, Time> suspects_;   // address -> suspicion deadline
-  std::vector<Gossip> gossip_;                       // at most one update per member
+  std::unordered_map<std::string, Time> suspects_;  // address -> suspicion deadline
+  std::vector<Gossip> gossip_;                      // at most one update per member
   std::optional<Probe> probe_;
-  std::unordered_map<uint64_t, Relay> relays_;       // our ping seq -> who asked
+  std::unordered_map<uint64_t, Relay> relays_;  // our ping seq -> who asked
   uint64_t next_seq_ = 1;
   Time next_period_{};
   bool started_ = false;

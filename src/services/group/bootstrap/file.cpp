@@ -15,7 +15,8 @@ namespace dango::group::detail {
 namespace {
 
 void validate_file(const GroupOptions& options, std::string_view path) {
-  if (options.file.empty()) config::fail(config::join(path, "file"), "required by the \"file\" bootstrap");
+  if (options.file.empty())
+    config::fail(config::join(path, "file"), "required by the \"file\" bootstrap");
 }
 
 std::vector<Member> contacts_in(const std::filesystem::path& path, const GroupOptions& options,
@@ -49,7 +50,8 @@ void run_file(BootstrapContext& context) {
   // costs little; a live group answers from its first reachable member.
   if (contacts.empty() || !context.join_through(contacts, std::chrono::milliseconds(0))) {
     if (!contacts.empty()) {
-      log::get("group")->info("no member listed in {} answered; starting a new group", path.string());
+      log::get("group")->info("no member listed in {} answered; starting a new group",
+                              path.string());
     }
     context.create({context.self()});
   }

@@ -8,7 +8,8 @@ namespace dango::group::detail {
 namespace {
 
 void validate_join(const GroupOptions& options, std::string_view path) {
-  if (options.join.empty()) config::fail(config::join(path, "join"), "required by the \"join\" bootstrap");
+  if (options.join.empty())
+    config::fail(config::join(path, "join"), "required by the \"join\" bootstrap");
 }
 
 void run_join(BootstrapContext& context) {

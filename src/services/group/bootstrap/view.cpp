@@ -11,7 +11,8 @@ namespace dango::group::detail {
 namespace {
 
 void validate_view(const GroupOptions& options, std::string_view path) {
-  if (options.view.empty()) config::fail(config::join(path, "view"), "required by the \"view\" bootstrap");
+  if (options.view.empty())
+    config::fail(config::join(path, "view"), "required by the \"view\" bootstrap");
   for (size_t i = 0; i < options.view.size(); ++i) {
     if (std::count(options.view.begin(), options.view.end(), options.view[i]) > 1) {
       config::fail(config::join(config::join(path, "view"), i),
