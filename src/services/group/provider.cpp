@@ -316,12 +316,19 @@ Provider::Provider(rpc::Engine& engine, GroupOptions options, Observer observer,
     return s->on_watch(known_version, timeout_ms);
   });
   const detail::BootstrapMethod* method = detail::find_bootstrap(s->options_.bootstrap);
-  this->pool().spawn([s, method] { method->run(*s); }).join();
-  this->pool()
-      .spawn([s] {
-        if (!s->options_.file.empty()) s->publish_file();
-      })
-      .join();
+  try {
+    this->pool()
+        .spawn([s, method] {
+          method->run(*s);
+          if (!s->options_.file.empty()) s->publish_file();
+        })
+        .join();
+  } catch (...) {
+    // No handler may run on the state once the constructor has failed.
+    for (const char* name : detail::kAllRpcs) engine.deregister(name, provider_id());
+    while (s->active_handlers.load() > 0) thread::this_ult::sleep_for(std::chrono::milliseconds(1));
+    throw;
+  }
   s->loop = this->pool().spawn([s] { s->protocol_loop(); });
 }
 

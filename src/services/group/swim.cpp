@@ -160,6 +160,7 @@ void Core::set_record(Record& record, const Update& update, Time now, Output& ou
   } else if (!was_gone && is_gone) {
     --live_count_;  // probe_order_ drops it lazily
     suspects_.erase(update.address);
+    if (update.status == MemberStatus::kDead) recent_dead_.emplace_back(now, update.address);
     if (events) {
       const EventKind kind =
           update.status == MemberStatus::kLeft ? EventKind::kLeave : EventKind::kDeath;
@@ -315,6 +316,28 @@ void Core::send_indirect(Output& out) {
   }
 }
 
+// Every kDeadProbeEvery periods (every period when no member is left alive in this member's
+// view), one member declared dead in the last kDeadProbeWindow periods is pinged. A crashed one
+// costs a lost message; a live one learns of its death from the ping and refutes, and its ack's
+// higher incarnation brings it back.
+void Core::probe_the_dead(Time now, Output& out) {
+  constexpr uint64_t kDeadProbeEvery = 8;
+  constexpr int64_t kDeadProbeWindow = 64;
+  ++periods_;
+  const bool alone = live_count_ <= 1;
+  if (!alone) {
+    const Time oldest = now - options_.period * kDeadProbeWindow;
+    std::erase_if(recent_dead_, [&](const auto& entry) { return entry.first < oldest; });
+  }
+  std::erase_if(recent_dead_, [this](const auto& entry) {
+    auto it = records_.find(entry.second);
+    return it == records_.end() || it->second.state.status != MemberStatus::kDead;
+  });
+  if (recent_dead_.empty() || (!alone && periods_ % kDeadProbeEvery != 0)) return;
+  const std::string& address = recent_dead_[random_() % recent_dead_.size()].second;
+  send(out, records_.at(address).state, MessageKind::kPing, next_seq_++, {});
+}
+
 void Core::expire_suspicions(Time now, Output& out) {
   std::vector<std::string> expired;
   for (const auto& [address, deadline] : suspects_) {
@@ -337,6 +360,7 @@ void Core::tick(Time now, Output& out) {
     next_period_ += period;
     if (next_period_ <= now) next_period_ = now + period;  // after a stall: no burst of probes
     start_probe(now, out);
+    probe_the_dead(now, out);
   }
   if (probe_ && !probe_->acked && !probe_->indirect_sent &&
       now >= probe_->started + options_.ping_timeout) {

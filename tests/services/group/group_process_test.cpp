@@ -237,7 +237,7 @@ TEST_F(GroupProcesses, MemberThatLeavesIsRemovedAtOnceNotSuspected) {
   }
 }
 
-TEST_F(GroupProcesses, MemberWhoseMessagesAreDroppedIsDeclaredDead) {
+TEST_F(GroupProcesses, MemberWhoseMessagesAreDroppedIsDeclaredDeadAndRejoinsWhenTheyFlowAgain) {
   auto members = start_group(3);
   Member& faulty = launch("faulty", "fault+tcp://127.0.0.1:0");
   wait_ready(faulty);
@@ -252,6 +252,14 @@ TEST_F(GroupProcesses, MemberWhoseMessagesAreDroppedIsDeclaredDead) {
         });
       },
       kDetectionLimit + 5s));
+  // Alive all along: once its messages flow, it learns of its death, refutes and is back.
+  faulty.process->kill(SIGUSR2);
+  ASSERT_TRUE(eventually([&] { return converged(members); }, 15s));
+  for (const Member* m : others) {
+    const Membership view = view_of(*m);
+    ASSERT_NE(view.find(faulty.address), nullptr) << m->name;
+    EXPECT_GE(view.find(faulty.address)->incarnation, 1u) << m->name;
+  }
 }
 
 TEST_F(GroupProcesses, DropStoppedBeforeTheSuspicionTimeoutRefutesAndStays) {

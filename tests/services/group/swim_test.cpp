@@ -321,5 +321,20 @@ TEST(SwimSimulation, DropStoppedBeforeTheSuspicionTimeoutRefutesAndStays) {
   }
 }
 
+TEST(SwimSimulation, MemberDeclaredDeadByMistakeRejoinsWhenItsMessagesFlowAgain) {
+  Simulation sim(simulated(16));
+  sim.run_for(500ms);
+  sim.set_dropping(3, true);
+  sim.run_for(3s);  // dead for everyone; everyone dead for it
+  ASSERT_EQ(sim.member(0).record(Simulation::address(3))->status, MemberStatus::kDead);
+  sim.set_dropping(3, false);
+  sim.run_for(8s);  // a few rounds of pings to the dead
+  for (size_t i = 0; i < sim.size(); ++i) {
+    EXPECT_EQ(sim.member(i).live_count(), 16u) << i;
+    EXPECT_EQ(sim.member(i).record(Simulation::address(3))->status, MemberStatus::kAlive) << i;
+  }
+  EXPECT_GE(sim.member(3).self().incarnation, 1u);
+}
+
 }  // namespace
 }  // namespace dango::group::swim

@@ -8,8 +8,6 @@
 
 #include <chrono>
 #include <filesystem>
-#include <functional>
-#include <memory>
 #include <string_view>
 
 #include "dango/rpc/engine.hpp"
@@ -19,7 +17,7 @@ namespace dango::group {
 
 // A handle on a group as a client sees it: the last view fetched, and the members to ask for a
 // newer one (when the one asked does not answer, the next member of the last view is tried).
-// Cheap to copy; use it from one ULT at a time.
+// Copyable; use one handle from one ULT at a time.
 class View {
  public:
   View() = default;

@@ -164,6 +164,7 @@ class Core {
   void start_probe(Time now, Output& out);
   void send_indirect(Output& out);
   void expire_suspicions(Time now, Output& out);
+  void probe_the_dead(Time now, Output& out);
   bool is_live(const std::string& address) const;
   static uint64_t weight(const Update& update);
 
@@ -176,7 +177,11 @@ class Core {
   std::vector<std::string> probe_order_;             // shuffled round-robin over live members
   size_t probe_index_ = 0;
   std::unordered_map<std::string, Time> suspects_;  // address -> suspicion deadline
-  std::vector<Gossip> gossip_;                      // at most one update per member
+  // Members this one declared dead, with when: pinged now and then (the ping carries the death
+  // record), so that one declared dead by mistake (a partition, a long stall) refutes and rejoins.
+  std::vector<std::pair<Time, std::string>> recent_dead_;
+  uint64_t periods_ = 0;
+  std::vector<Gossip> gossip_;  // at most one update per member
   std::optional<Probe> probe_;
   std::unordered_map<uint64_t, Relay> relays_;  // our ping seq -> who asked
   uint64_t next_seq_ = 1;
