@@ -42,9 +42,12 @@ TEST(GroupOptions, SwimSettingsAreRead) {
 }
 
 struct InvalidCase {
+  const char* name;  // names the test case
   const char* json;
   const char* error;
 };
+
+void PrintTo(const InvalidCase& c, std::ostream* os) { *os << c.name; }
 
 class GroupOptionsInvalid : public ::testing::TestWithParam<InvalidCase> {};
 
@@ -61,30 +64,38 @@ TEST_P(GroupOptionsInvalid, IsAConfigErrorNamingTheKey) {
 INSTANTIATE_TEST_SUITE_P(
     Cases, GroupOptionsInvalid,
     ::testing::Values(
-        InvalidCase{R"({"bootstrap": "self"})", "group.name: missing required key"},
-        InvalidCase{R"({"name": "g", "bootstrap": "gossip"})",
+        InvalidCase{"MissingName", R"({"bootstrap": "self"})", "group.name: missing required key"},
+        InvalidCase{"UnknownBootstrap", R"({"name": "g", "bootstrap": "gossip"})",
                     "group.bootstrap: unknown bootstrap \"gossip\" (expected one of: file, join, "
                     "self, view)"},
-        InvalidCase{R"({"name": "g"})", "group.file: required by the \"file\" bootstrap"},
-        InvalidCase{R"({"name": "g", "bootstrap": "join"})",
+        InvalidCase{"FileBootstrapWithoutFile", R"({"name": "g"})",
+                    "group.file: required by the \"file\" bootstrap"},
+        InvalidCase{"JoinBootstrapWithoutAddress", R"({"name": "g", "bootstrap": "join"})",
                     "group.join: required by the \"join\" bootstrap"},
-        InvalidCase{R"({"name": "g", "bootstrap": "view"})",
+        InvalidCase{"ViewBootstrapWithoutList", R"({"name": "g", "bootstrap": "view"})",
                     "group.view: required by the \"view\" bootstrap"},
-        InvalidCase{R"({"name": "g", "bootstrap": "view", "view": ["a", "b", "a"]})",
+        InvalidCase{"DuplicateAddressInView",
+                    R"({"name": "g", "bootstrap": "view", "view": ["a", "b", "a"]})",
                     "group.view[0]: duplicate address \"a\""},
-        InvalidCase{R"({"name": "g", "bootstrap": "self", "colour": 1})",
+        InvalidCase{"UnknownKey", R"({"name": "g", "bootstrap": "self", "colour": 1})",
                     "group.colour: unknown key"},
-        InvalidCase{R"({"name": "g", "bootstrap": "self", "swim": {"period": 1}})",
+        InvalidCase{"UnknownSwimKey",
+                    R"({"name": "g", "bootstrap": "self", "swim": {"period": 1}})",
                     "group.swim.period: unknown key"},
         InvalidCase{
+            "PingTimeoutNotBelowPeriod",
             R"({"name": "g", "bootstrap": "self", "swim": {"period_ms": 100, "ping_timeout_ms": 100}})",
             "group.swim.ping_timeout_ms: must be positive and below period_ms (100)"},
-        InvalidCase{R"({"name": "g", "bootstrap": "self", "swim": {"suspicion_timeout_ms": 10}})",
+        InvalidCase{"SuspicionTimeoutBelowPeriod",
+                    R"({"name": "g", "bootstrap": "self", "swim": {"suspicion_timeout_ms": 10}})",
                     "group.swim.suspicion_timeout_ms: must be at least period_ms"},
-        InvalidCase{R"({"name": "g", "bootstrap": "self", "swim": {"indirect_pings": "3"}})",
+        InvalidCase{"WrongType",
+                    R"({"name": "g", "bootstrap": "self", "swim": {"indirect_pings": "3"}})",
                     "group.swim.indirect_pings: expected an unsigned integer, got string"},
-        InvalidCase{R"({"name": "g", "bootstrap": "self", "provider_id": -2})",
-                    "group.provider_id: expected an unsigned integer"}));
+        InvalidCase{"NegativeProviderId",
+                    R"({"name": "g", "bootstrap": "self", "provider_id": -2})",
+                    "group.provider_id: expected an unsigned integer"}),
+    [](const ::testing::TestParamInfo<InvalidCase>& info) { return std::string(info.param.name); });
 
 }  // namespace
 }  // namespace dango::group
