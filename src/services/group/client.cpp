@@ -3,8 +3,10 @@
 #include "dango/services/group/client.hpp"
 
 #include <algorithm>
+#include <mutex>
 
 #include "dango/rpc/remote_procedure.hpp"
+#include "dango/thread/thread.hpp"
 #include "protocol.hpp"
 
 namespace dango::group {
@@ -47,6 +49,56 @@ bool View::wait_for_change(std::chrono::milliseconds timeout) {
         before, static_cast<uint32_t>(wait.count()));
   });
   return known_.version != before;
+}
+
+namespace detail {
+// Shared by a Subscription and its ULT, which may outlive the Subscription by one long poll.
+struct SubscriptionState {
+  thread::Mutex mutex;  // held while the callback runs, and by cancel()
+  bool cancelled = false;
+};
+}  // namespace detail
+
+Subscription& Subscription::operator=(Subscription&& other) noexcept {
+  if (this != &other) {
+    cancel();
+    state_ = std::move(other.state_);
+  }
+  return *this;
+}
+
+Subscription::~Subscription() { cancel(); }
+
+void Subscription::cancel() {
+  if (!state_) return;
+  std::lock_guard lock(state_->mutex);
+  state_->cancelled = true;
+  state_.reset();
+}
+
+Subscription View::subscribe(std::function<void(const Membership&)> callback,
+                             std::chrono::milliseconds poll) const {
+  Subscription subscription;
+  subscription.state_ = std::make_shared<detail::SubscriptionState>();
+  engine_->rpc_pool()
+      .spawn([view = *this, callback = std::move(callback), poll,
+              state = subscription.state_]() mutable {
+        for (;;) {
+          bool changed = false;
+          try {
+            changed = view.wait_for_change(poll);
+          } catch (const ShutdownError&) {
+            return;
+          } catch (const Error&) {
+            thread::this_ult::sleep_for(poll);  // no member answered; try again later
+          }
+          std::lock_guard lock(state->mutex);
+          if (state->cancelled) return;
+          if (changed) callback(view.membership());
+        }
+      })
+      .detach();
+  return subscription;
 }
 
 View Client::open(std::string_view address, rpc::ProviderId provider_id,

@@ -119,6 +119,32 @@ TEST(GroupClient, FetchesTheViewAndIsToldOfChangesByLongPoll) {
   EXPECT_TRUE(view.membership().contains(b_engine.address()));
 }
 
+TEST(GroupClient, SubscriberIsCalledWithEachNewViewUntilCancelled) {
+  rpc::Engine a_engine{"tcp://127.0.0.1:0"};
+  Provider a{a_engine, {.name = "g", .bootstrap = "self", .swim = fast_swim()}};
+  rpc::Engine client_engine{"tcp"};
+  const View view = Client{client_engine}.open(a_engine.address());
+  std::vector<size_t> sizes;
+  Subscription subscription =
+      view.subscribe([&](const Membership& m) { sizes.push_back(m.size()); }, 200ms);
+
+  rpc::Engine b_engine{"tcp://127.0.0.1:0"};
+  auto b = std::make_unique<Provider>(
+      b_engine,
+      GroupOptions{
+          .name = "g", .bootstrap = "join", .join = a_engine.address(), .swim = fast_swim()});
+  ASSERT_TRUE(settles([&] { return !sizes.empty() && sizes.back() == 2; }));
+  b.reset();  // leaves
+  ASSERT_TRUE(settles([&] { return sizes.back() == 1; }));
+  subscription.cancel();
+  const size_t calls = sizes.size();
+  rpc::Engine c_engine{"tcp://127.0.0.1:0"};
+  Provider c{c_engine,
+             {.name = "g", .bootstrap = "join", .join = a_engine.address(), .swim = fast_swim()}};
+  thread::this_ult::sleep_for(400ms);
+  EXPECT_EQ(sizes.size(), calls) << "called after cancel()";
+}
+
 TEST(GroupClient, OpensAGroupFileAndFailsOverToAnotherMember) {
   rpc::testing::TempDir dir;
   const std::string file = (dir.path() / "g.group").string();

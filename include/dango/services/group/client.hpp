@@ -8,12 +8,34 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
+#include <memory>
 #include <string_view>
 
 #include "dango/rpc/engine.hpp"
 #include "dango/services/group/membership.hpp"
 
 namespace dango::group {
+
+namespace detail {
+struct SubscriptionState;
+}
+
+// Keeps a View::subscribe callback running; destroying it stops the callbacks (waiting for one
+// in progress to return). Movable.
+class Subscription {
+ public:
+  Subscription() = default;
+  Subscription(Subscription&&) noexcept = default;
+  Subscription& operator=(Subscription&& other) noexcept;
+  ~Subscription();
+  // Stops the callbacks now (as destruction does). Idempotent.
+  void cancel();
+
+ private:
+  friend class View;
+  std::shared_ptr<detail::SubscriptionState> state_;
+};
 
 // A handle on a group as a client sees it: the last view fetched, and the members to ask for a
 // newer one (when the one asked does not answer, the next member of the last view is tried).
@@ -31,6 +53,11 @@ class View {
   // at most `timeout`, capped at 60 s); returns true and updates membership() when it changed.
   // Throws dango::Error when no member answers.
   bool wait_for_change(std::chrono::milliseconds timeout);
+  // Calls `callback` with every new view, from a ULT of the engine's rpc pool, until the
+  // Subscription is destroyed. Each long poll lasts at most `poll`; when no member answers, it
+  // retries every `poll`. Costs one outstanding RPC to one member while it lives.
+  Subscription subscribe(std::function<void(const Membership&)> callback,
+                         std::chrono::milliseconds poll = std::chrono::seconds(10)) const;
 
  private:
   friend class Client;
