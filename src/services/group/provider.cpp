@@ -248,7 +248,8 @@ void Provider::State::publish_file() {
     detail::publish_if_newer(options_.file, current, options_.swim.ping_timeout);
     published_version = current.version;
   } catch (const Error& e) {
-    logger()->warn("group {}: {}", options_.name, e.what());
+    // Usually the lock held by joining members for a moment; the next step retries.
+    logger()->info("group {}: group file not rewritten yet: {}", options_.name, e.what());
   }
 }
 
