@@ -22,12 +22,13 @@ inline constexpr const char* kWatchRpc = "group_watch";
 inline constexpr const char* kAllRpcs[] = {kSwimRpc, kJoinRpc, kLeaveRpc, kViewRpc, kWatchRpc};
 
 struct JoinReply {
+  std::string refused;                // why the contact refuses (another group); empty: admitted
   uint64_t incarnation = 0;           // the joiner takes this incarnation
   std::vector<swim::Update> records;  // the contact's whole membership, tombstones included
 
   template <class Archive>
   void serialize(Archive& ar) {
-    ar& incarnation& records;
+    ar(refused, incarnation, records);
   }
 };
 

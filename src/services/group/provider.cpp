@@ -176,6 +176,10 @@ bool Provider::State::join_through(const std::vector<Member>& contacts,
         const detail::JoinReply reply = join_rpc.on(engine.lookup(contact.address))
                                             .with(contact.provider_id)
                                             .timeout(options_.swim.period)(options_.name, request);
+        if (!reply.refused.empty()) {
+          throw ConfigError("group \"" + options_.name + "\": cannot join through " +
+                            contact.address + ": " + reply.refused);
+        }
         run([&](swim::Output&) {
           core.adopt_incarnation(reply.incarnation);
           core.install(reply.records, now());
@@ -188,6 +192,8 @@ bool Provider::State::join_through(const std::vector<Member>& contacts,
                        e.what());
       } catch (const ShutdownError&) {
         throw;
+      } catch (const ConfigError&) {
+        throw;  // a member of another group: retrying cannot help
       } catch (const Error& e) {
         logger()->debug("group {}: {} did not answer the join: {}", options_.name, contact.address,
                         e.what());
@@ -199,11 +205,12 @@ bool Provider::State::join_through(const std::vector<Member>& contacts,
 }
 
 detail::JoinReply Provider::State::on_join(const std::string& group, const swim::Update& joiner) {
-  if (group != options_.name) {
-    throw Error("group_join: " + core.self().address + " is a member of group \"" + options_.name +
-                "\", not \"" + group + "\"");
-  }
   detail::JoinReply reply;
+  if (group != options_.name) {
+    reply.refused = core.self().address + " is a member of group \"" + options_.name +
+                    "\", not \"" + group + "\"";
+    return reply;
+  }
   run([&](swim::Output& out) {
     if (core.has_left())
       throw Error("group_join: " + core.self().address + " has left group \"" + group + "\"");

@@ -78,7 +78,7 @@ TEST(GroupProvider, JoiningAGroupOfAnotherNameIsRefused) {
                           .join = a_engine.address(),
                           .join_timeout = 300ms,
                           .swim = fast_swim()}}),
-               Error);
+               ConfigError);
 }
 
 TEST(GroupProvider, StaticViewStartsEveryListedMemberInOneView) {

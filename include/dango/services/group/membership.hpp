@@ -37,7 +37,7 @@ struct Member {
   bool operator==(const Member&) const = default;
   template <class Archive>
   void serialize(Archive& ar) {
-    ar& address& provider_id& incarnation& rank& status;
+    ar(address, provider_id, incarnation, rank, status);
   }
 };
 
@@ -67,7 +67,7 @@ struct Membership {
 
   template <class Archive>
   void serialize(Archive& ar) {
-    ar& name& version& members;
+    ar(name, version, members);
   }
 };
 

@@ -34,7 +34,7 @@ struct Update {
   bool operator==(const Update&) const = default;
   template <class Archive>
   void serialize(Archive& ar) {
-    ar& address& provider_id& incarnation& status;
+    ar(address, provider_id, incarnation, status);
   }
 };
 
@@ -59,7 +59,7 @@ struct Message {
 
   template <class Archive>
   void serialize(Archive& ar) {
-    ar& kind& seq& sender& target& updates;
+    ar(kind, seq, sender, target, updates);
   }
 };
 
