@@ -231,7 +231,13 @@ ProcessConfig ProcessConfig::from_json(const nlohmann::json& json,
     nlohmann::json value;
     if (reader.get(key, value)) engine_json[key] = value;
   }
+  // A daemon serves: without a transport it listens on a free loopback port.
+  if (!engine_json.contains("transport")) engine_json["transport"] = kDefaultTransport;
   c.engine = rpc::EngineOptions::from_json(engine_json, "");
+  if (c.engine.address.find("://") == std::string::npos) {
+    fail("transport", "\"" + c.engine.address +
+                          "\" does not listen: give an address such as tcp://0.0.0.0:7000");
+  }
   nlohmann::json monitoring;
   if (reader.get("monitoring", monitoring)) {
     c.monitoring = monitor::MonitoringOptions::from_json(monitoring, "monitoring");

@@ -47,8 +47,12 @@ struct ProviderConfig {
   nlohmann::json to_json() const;  // `config` as given
 };
 
+// The transport of a process whose config names none: a free port on the loopback interface.
+inline constexpr std::string_view kDefaultTransport = "tcp://127.0.0.1:0";
+
 struct ProcessConfig {
-  rpc::EngineOptions engine{};                          // "transport", "threads", "rpc"
+  // "transport" (default kDefaultTransport; it must listen), "threads", "rpc".
+  rpc::EngineOptions engine{};
   std::optional<monitor::MonitoringOptions> monitoring{};  // "monitoring" (absent: off)
   nlohmann::json group{};                               // "group" (null: no group)
   std::vector<ProviderConfig> providers{};              // in the order written
