@@ -40,6 +40,38 @@ std::vector<std::string> pool_names(const thread::ThreadsOptions& threads) {
   return names;
 }
 
+// Providers without an id get the lowest free one from 1 up, in the order written.
+void assign_provider_ids(std::vector<ProviderConfig>& providers, const std::vector<bool>& has_id) {
+  std::set<rpc::ProviderId> used;
+  for (size_t i = 0; i < providers.size(); ++i) {
+    if (has_id[i]) used.insert(providers[i].provider_id);
+  }
+  rpc::ProviderId next = 1;
+  for (size_t i = 0; i < providers.size(); ++i) {
+    if (has_id[i]) continue;
+    while (used.count(next)) ++next;
+    providers[i].provider_id = next;
+    used.insert(next);
+  }
+}
+
+// A duplicate name or id is reported at the later of the two entries.
+void check_unique(const std::vector<ProviderConfig>& providers) {
+  for (size_t i = 0; i < providers.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (providers[j].name == providers[i].name) {
+        fail(join(join("providers", i), "name"),
+             "duplicate provider name \"" + providers[i].name + "\"");
+      }
+      if (providers[j].provider_id == providers[i].provider_id) {
+        fail(join(join("providers", i), "provider_id"),
+             "duplicate provider id " + std::to_string(providers[i].provider_id) + " (also \"" +
+                 providers[j].name + "\")");
+      }
+    }
+  }
+}
+
 }  // namespace
 
 DependencyRef DependencyRef::parse(const std::string& spec, std::string_view path) {
@@ -110,26 +142,10 @@ nlohmann::json ProviderConfig::to_json() const {
           {"pool", pool}, {"config", config}, {"dependencies", deps}};
 }
 
-const Module& validate_provider(const ProviderConfig& provider, std::string_view path,
-                                const std::vector<ProviderConfig>& existing,
-                                const std::vector<std::string>& pools,
-                                const std::vector<std::string>& module_path) {
-  for (const auto& other : existing) {
-    if (other.name == provider.name) {
-      fail(join(path, "name"), "duplicate provider name \"" + provider.name + "\"");
-    }
-    if (other.provider_id == provider.provider_id) {
-      fail(join(path, "provider_id"), "duplicate provider id " +
-                                          std::to_string(provider.provider_id) + " (also \"" +
-                                          other.name + "\")");
-    }
-  }
-  const Module& module = load_module(provider.type, module_path, join(path, "type"));
-  if (!provider.pool.empty() && std::find(pools.begin(), pools.end(), provider.pool) == pools.end()) {
-    fail(join(path, "pool"), "unknown pool \"" + provider.pool + "\"");
-  }
-  module.validate(provider.config, join(path, "config"));
-  const auto slots = module.dependencies();
+// The provider's dependencies against the module's slots and the other providers.
+static void check_dependencies(const ProviderConfig& provider, std::string_view path,
+                               const std::vector<DependencySlot>& slots,
+                               const std::vector<ProviderConfig>& existing) {
   const std::string deps_path = join(path, "dependencies");
   for (const auto& [name, refs] : provider.dependencies) {
     auto slot = std::find_if(slots.begin(), slots.end(), [&](auto& s) { return s.name == name; });
@@ -166,6 +182,28 @@ const Module& validate_provider(const ProviderConfig& provider, std::string_view
       fail(join(deps_path, slot.name), "missing required dependency");
     }
   }
+}
+
+const Module& validate_provider(const ProviderConfig& provider, std::string_view path,
+                                const std::vector<ProviderConfig>& existing,
+                                const std::vector<std::string>& pools,
+                                const std::vector<std::string>& module_path) {
+  for (const auto& other : existing) {
+    if (other.name == provider.name) {
+      fail(join(path, "name"), "duplicate provider name \"" + provider.name + "\"");
+    }
+    if (other.provider_id == provider.provider_id) {
+      fail(join(path, "provider_id"), "duplicate provider id " +
+                                          std::to_string(provider.provider_id) + " (also \"" +
+                                          other.name + "\")");
+    }
+  }
+  const Module& module = load_module(provider.type, module_path, join(path, "type"));
+  if (!provider.pool.empty() && std::find(pools.begin(), pools.end(), provider.pool) == pools.end()) {
+    fail(join(path, "pool"), "unknown pool \"" + provider.pool + "\"");
+  }
+  module.validate(provider.config, join(path, "config"));
+  check_dependencies(provider, path, module.dependencies(), existing);
   return module;
 }
 
@@ -257,35 +295,13 @@ ProcessConfig ProcessConfig::from_json(const nlohmann::json& json,
     c.providers.push_back(ProviderConfig::from_json(providers[i], join("providers", i), &given));
     has_id[i] = given;
   }
-  std::set<rpc::ProviderId> used;
-  for (size_t i = 0; i < c.providers.size(); ++i) {
-    if (has_id[i]) used.insert(c.providers[i].provider_id);
-  }
-  rpc::ProviderId next = 1;
-  for (size_t i = 0; i < c.providers.size(); ++i) {
-    if (has_id[i]) continue;
-    while (used.count(next)) ++next;
-    c.providers[i].provider_id = next;
-    used.insert(next);
-  }
+  assign_provider_ids(c.providers, has_id);
+  check_unique(c.providers);
   const auto pools = pool_names(c.engine.threads);
-  // Duplicates are reported at the later entry; dependencies may name any other entry.
   for (size_t i = 0; i < c.providers.size(); ++i) {
-    std::vector<ProviderConfig> earlier(c.providers.begin(), c.providers.begin() + i);
-    std::vector<ProviderConfig> others = earlier;
-    others.insert(others.end(), c.providers.begin() + i + 1, c.providers.end());
-    for (const auto& other : earlier) {
-      if (other.name == c.providers[i].name || other.provider_id == c.providers[i].provider_id) {
-        validate_provider(c.providers[i], join("providers", i), earlier, pools, module_path);
-      }
-    }
-    std::vector<ProviderConfig> unique_others;
-    for (const auto& other : others) {
-      if (other.name != c.providers[i].name && other.provider_id != c.providers[i].provider_id) {
-        unique_others.push_back(other);
-      }
-    }
-    validate_provider(c.providers[i], join("providers", i), unique_others, pools, module_path);
+    std::vector<ProviderConfig> others = c.providers;  // dependencies may name any other entry
+    others.erase(others.begin() + static_cast<std::ptrdiff_t>(i));
+    validate_provider(c.providers[i], join("providers", i), others, pools, module_path);
   }
   for (size_t i = 0; i < c.providers.size(); ++i) {
     for (const auto& [slot, refs] : c.providers[i].dependencies) {
