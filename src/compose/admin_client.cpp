@@ -2,7 +2,6 @@
 // of the process (unreachable, silent, not a daemon) rather than of the transport.
 
 #include "dango/compose/admin.hpp"
-
 #include "dango/services/monitor/monitoring.hpp"
 
 namespace dango::compose {

@@ -24,8 +24,11 @@ std::optional<ResolvedDependency> find_local(const DependencyRef& ref,
                                              rpc::Engine& engine) {
   for (const auto& p : running) {
     if (p.config.name != ref.name) continue;
-    return ResolvedDependency{.spec = ref.spec, .name = p.config.name, .type = p.config.type,
-                              .address = engine.address(), .provider_id = p.config.provider_id,
+    return ResolvedDependency{.spec = ref.spec,
+                              .name = p.config.name,
+                              .type = p.config.type,
+                              .address = engine.address(),
+                              .provider_id = p.config.provider_id,
                               .local = p.component.get()};
   }
   return std::nullopt;
@@ -39,8 +42,10 @@ std::optional<ResolvedDependency> find_remote(const DependencyRef& ref, const st
   AdminClient admin(engine, address, call_timeout);
   for (const auto& entry : admin.list_providers()) {
     if (entry.value("name", "") != ref.name) continue;
-    return ResolvedDependency{.spec = ref.spec, .name = ref.name,
-                              .type = entry.value("type", ""), .address = address,
+    return ResolvedDependency{.spec = ref.spec,
+                              .name = ref.name,
+                              .type = entry.value("type", ""),
+                              .address = address,
                               .provider_id = entry.value("provider_id", rpc::ProviderId{0})};
   }
   return std::nullopt;
@@ -52,7 +57,9 @@ ResolvedDependency resolve_at_address(const DependencyRef& ref, const std::strin
   while (true) {
     try {
       auto found = find_remote(ref, ref.address, engine, std::chrono::milliseconds(2000));
-      if (!found) fail(path, "\"" + ref.spec + "\": no provider named \"" + ref.name + "\" at " + ref.address);
+      if (!found)
+        fail(path,
+             "\"" + ref.spec + "\": no provider named \"" + ref.name + "\" at " + ref.address);
       return *found;
     } catch (const ConfigError&) {
       throw;
@@ -97,13 +104,14 @@ ResolvedDependency resolve_in_group(const DependencyRef& ref, const std::string&
 
 std::map<std::string, std::vector<ResolvedDependency>> resolve_dependencies(
     const ProviderConfig& provider, std::string_view path, const Module& module,
-    const std::vector<RunningProvider>& running, rpc::Engine& engine,
-    const GroupMembership* group, std::chrono::milliseconds timeout) {
+    const std::vector<RunningProvider>& running, rpc::Engine& engine, const GroupMembership* group,
+    std::chrono::milliseconds timeout) {
   const auto slots = module.dependencies();
   std::map<std::string, std::vector<ResolvedDependency>> resolved;
   for (const auto& [slot_name, refs] : provider.dependencies) {
     const std::string slot_path = config::join(config::join(path, "dependencies"), slot_name);
-    auto slot = std::find_if(slots.begin(), slots.end(), [&](auto& s) { return s.name == slot_name; });
+    auto slot =
+        std::find_if(slots.begin(), slots.end(), [&](auto& s) { return s.name == slot_name; });
     for (const auto& ref : refs) {
       std::optional<ResolvedDependency> dep;
       if (ref.where == DependencyRef::Where::kLocal ||

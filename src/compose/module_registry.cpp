@@ -3,12 +3,11 @@
 // of modules from the module path (dlopen).
 
 #include <dlfcn.h>
+#include <spdlog/spdlog.h>
 
 #include <filesystem>
 #include <map>
 #include <mutex>
-
-#include <spdlog/spdlog.h>
 
 #include "dango/common/config.hpp"
 #include "dango/common/log.hpp"
@@ -40,17 +39,21 @@ std::string join_names(const std::vector<std::string>& names) {
 }  // namespace
 
 nlohmann::json ResolvedDependency::to_json() const {
-  return {{"spec", spec}, {"name", name},         {"type", type},
-          {"address", address}, {"provider_id", provider_id}, {"local", is_local()}};
+  return {{"spec", spec},
+          {"name", name},
+          {"type", type},
+          {"address", address},
+          {"provider_id", provider_id},
+          {"local", is_local()}};
 }
 
 const ResolvedDependency& ComponentArgs::dependency(std::string_view slot) const {
   auto it = dependencies.find(std::string(slot));
   if (it == dependencies.end() || it->second.empty()) {
-    config::fail(config::join(config::join(config_path.substr(0, config_path.rfind('.')),
-                                           "dependencies"),
-                              slot),
-                 "missing dependency");
+    config::fail(
+        config::join(config::join(config_path.substr(0, config_path.rfind('.')), "dependencies"),
+                     slot),
+        "missing dependency");
   }
   return it->second.front();
 }
@@ -97,12 +100,14 @@ const Module& load_module(std::string_view type, const std::vector<std::string>&
                           std::string_view key_path) {
   if (const Module* module = find_module(type)) return *module;
   // Only identifiers name modules: a type never turns into a path outside the module path.
-  const bool identifier = !type.empty() && type.find_first_not_of(
-      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") == std::string_view::npos;
+  const bool identifier =
+      !type.empty() &&
+      type.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") ==
+          std::string_view::npos;
   if (identifier) {
     for (const auto& dir : module_path) {
-      for (const std::string& file : {"libdango-module-" + std::string(type) + ".so",
-                                     std::string(type) + ".so"}) {
+      for (const std::string& file :
+           {"libdango-module-" + std::string(type) + ".so", std::string(type) + ".so"}) {
         const std::filesystem::path candidate = std::filesystem::path(dir) / file;
         std::error_code ec;
         if (!std::filesystem::exists(candidate, ec)) continue;
@@ -118,9 +123,8 @@ const Module& load_module(std::string_view type, const std::vector<std::string>&
           log::get("compose")->info("loaded module \"{}\" from {}", type, candidate.string());
           return *module;
         }
-        config::fail(key_path, candidate.string() + " registers no module \"" +
-                                   std::string(type) + "\" (it has: " +
-                                   join_names(module_types()) + ")");
+        config::fail(key_path, candidate.string() + " registers no module \"" + std::string(type) +
+                                   "\" (it has: " + join_names(module_types()) + ")");
       }
     }
   }

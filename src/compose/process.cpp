@@ -25,7 +25,7 @@ struct Process::Impl {
   std::unique_ptr<rpc::Engine> engine;
   std::unique_ptr<monitor::Monitoring> monitoring;
   std::unique_ptr<GroupMembership> group;
-  mutable thread::Mutex mutex;          // guards `running` (handlers add and remove)
+  mutable thread::Mutex mutex;           // guards `running` (handlers add and remove)
   std::vector<RunningProvider> running;  // in start order
   thread::Eventual<void> stop_requested;
   std::atomic<bool> stop_asked{false};
@@ -58,7 +58,8 @@ auto marking_config_errors(F&& body) {
 }  // namespace
 
 void Process::Impl::start_provider(const ProviderConfig& provider, const std::string& path) {
-  const Module& module = load_module(provider.type, options.module_path, config::join(path, "type"));
+  const Module& module =
+      load_module(provider.type, options.module_path, config::join(path, "type"));
   RunningProvider entry;
   entry.config = provider;
   entry.dependencies = resolve_dependencies(provider, path, module, running, *engine, group.get(),
@@ -158,8 +159,8 @@ const std::string& Process::address() const { return impl_->engine->address(); }
 nlohmann::json Process::query() const {
   nlohmann::json json = impl_->engine->options().to_json();
   const auto& addresses = impl_->engine->addresses();
-  json["transport"] = addresses.size() == 1 ? nlohmann::json(addresses.front())
-                                            : nlohmann::json(addresses);
+  json["transport"] =
+      addresses.size() == 1 ? nlohmann::json(addresses.front()) : nlohmann::json(addresses);
   if (impl_->config.monitoring) {
     json["monitoring"] = impl_->config.monitoring->to_json();
     if (impl_->monitoring && !impl_->monitoring->prometheus_address().empty()) {
@@ -205,7 +206,8 @@ nlohmann::json Process::add_provider(const nlohmann::json& json) {
   for (const auto& [slot, refs] : provider.dependencies) {
     for (const auto& ref : refs) {
       if (ref.where == DependencyRef::Where::kGroup && !impl_->group) {
-        config::fail("provider.dependencies." + slot, "\"" + ref.spec + "\" needs a \"group\" section");
+        config::fail("provider.dependencies." + slot,
+                     "\"" + ref.spec + "\" needs a \"group\" section");
       }
     }
   }
@@ -216,8 +218,8 @@ nlohmann::json Process::add_provider(const nlohmann::json& json) {
 void Process::remove_provider(std::string_view name) {
   std::lock_guard lock(impl_->mutex);
   auto& running = impl_->running;
-  auto it = std::find_if(running.begin(), running.end(),
-                         [&](auto& p) { return p.config.name == name; });
+  auto it =
+      std::find_if(running.begin(), running.end(), [&](auto& p) { return p.config.name == name; });
   if (it == running.end()) {
     config::fail("provider", "no provider named \"" + std::string(name) + "\"");
   }
@@ -249,7 +251,8 @@ void Process::wait() { impl_->stop_requested.wait(); }
 void Process::stop() {
   if (impl_->stopped.exchange(true)) return;
   impl_->stop_asked.store(true);
-  for (auto name : {kQueryRpc, kListProvidersRpc, kAddProviderRpc, kRemoveProviderRpc, kShutdownRpc}) {
+  for (auto name :
+       {kQueryRpc, kListProvidersRpc, kAddProviderRpc, kRemoveProviderRpc, kShutdownRpc}) {
     impl_->engine->deregister(name, 0);
   }
   impl_->stop_providers();

@@ -119,11 +119,13 @@ ProviderConfig ProviderConfig::from_json(const nlohmann::json& json, std::string
       } else if (value.is_array()) {
         config::read_value(value, slot_path, specs);
       } else {
-        fail(slot_path, "expected a string or an array of strings, got " + config::type_name(value));
+        fail(slot_path,
+             "expected a string or an array of strings, got " + config::type_name(value));
       }
       auto& refs = p.dependencies[slot];
       for (size_t i = 0; i < specs.size(); ++i) {
-        refs.push_back(DependencyRef::parse(specs[i], value.is_array() ? join(slot_path, i) : slot_path));
+        refs.push_back(
+            DependencyRef::parse(specs[i], value.is_array() ? join(slot_path, i) : slot_path));
       }
     }
   }
@@ -153,10 +155,12 @@ static void check_dependencies(const ProviderConfig& provider, std::string_view 
       std::string accepted;
       for (const auto& s : slots) accepted += (accepted.empty() ? "" : ", ") + s.name;
       fail(join(deps_path, name), "unknown dependency for type \"" + provider.type +
-                                      "\" (accepted: " + (accepted.empty() ? "none" : accepted) + ")");
+                                      "\" (accepted: " + (accepted.empty() ? "none" : accepted) +
+                                      ")");
     }
     if (!slot->multiple && refs.size() != 1) {
-      fail(join(deps_path, name), "expected exactly one provider, got " + std::to_string(refs.size()));
+      fail(join(deps_path, name),
+           "expected exactly one provider, got " + std::to_string(refs.size()));
     }
     for (const auto& ref : refs) {
       if (ref.where == DependencyRef::Where::kGroup && group_support() == nullptr) {
@@ -199,7 +203,8 @@ const Module& validate_provider(const ProviderConfig& provider, std::string_view
     }
   }
   const Module& module = load_module(provider.type, module_path, join(path, "type"));
-  if (!provider.pool.empty() && std::find(pools.begin(), pools.end(), provider.pool) == pools.end()) {
+  if (!provider.pool.empty() &&
+      std::find(pools.begin(), pools.end(), provider.pool) == pools.end()) {
     fail(join(path, "pool"), "unknown pool \"" + provider.pool + "\"");
   }
   module.validate(provider.config, join(path, "config"));
@@ -286,7 +291,8 @@ ProcessConfig ProcessConfig::from_json(const nlohmann::json& json,
   }
   nlohmann::json providers = nlohmann::json::array();
   reader.get("providers", providers);
-  if (!providers.is_array()) fail("providers", "expected an array, got " + config::type_name(providers));
+  if (!providers.is_array())
+    fail("providers", "expected an array, got " + config::type_name(providers));
   reader.finish();
 
   std::vector<bool> has_id(providers.size());

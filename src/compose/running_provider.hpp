@@ -25,7 +25,7 @@ struct RunningProvider {
 // slot types of `module`. Throws ConfigError naming the dependency.
 std::map<std::string, std::vector<ResolvedDependency>> resolve_dependencies(
     const ProviderConfig& provider, std::string_view path, const Module& module,
-    const std::vector<RunningProvider>& running, rpc::Engine& engine,
-    const GroupMembership* group, std::chrono::milliseconds timeout);
+    const std::vector<RunningProvider>& running, rpc::Engine& engine, const GroupMembership* group,
+    std::chrono::milliseconds timeout);
 
 }  // namespace dango::compose

@@ -23,7 +23,9 @@ namespace dango::compose::testing {
 
 using namespace std::chrono_literals;
 
-inline std::string bin(const std::string& program) { return std::string(DANGO_BIN_DIR) + "/" + program; }
+inline std::string bin(const std::string& program) {
+  return std::string(DANGO_BIN_DIR) + "/" + program;
+}
 inline std::string module_dir() { return std::string(DANGO_BINARY_DIR) + "/lib"; }
 
 inline std::string read_file(const std::filesystem::path& path) {
@@ -153,8 +155,8 @@ class Daemon {
          std::vector<std::string> extra_args = {})
       : address_file_(dir.file(name + ".address")), config_file_(dir.file(name + ".json")) {
     write_file(config_file_, config.dump(2));
-    std::vector<std::string> args{"-c", config_file_, "--address-file", address_file_,
-                                  "--module-path", module_dir()};
+    std::vector<std::string> args{"-c",          config_file_,    "--address-file",
+                                  address_file_, "--module-path", module_dir()};
     args.insert(args.end(), extra_args.begin(), extra_args.end());
     process_.emplace(bin("dango-daemon"), args, dir);
     const auto deadline = std::chrono::steady_clock::now() + 20s;
@@ -183,9 +185,11 @@ inline ::testing::AssertionResult contains(const nlohmann::json& actual,
                                            const nlohmann::json& expected,
                                            const std::string& path = "") {
   if (expected.is_object()) {
-    if (!actual.is_object()) return ::testing::AssertionFailure() << path << ": not an object: " << actual;
+    if (!actual.is_object())
+      return ::testing::AssertionFailure() << path << ": not an object: " << actual;
     for (const auto& [key, value] : expected.items()) {
-      if (!actual.contains(key)) return ::testing::AssertionFailure() << path << "." << key << ": missing";
+      if (!actual.contains(key))
+        return ::testing::AssertionFailure() << path << "." << key << ": missing";
       auto r = contains(actual[key], value, path + "." + key);
       if (!r) return r;
     }
@@ -193,7 +197,8 @@ inline ::testing::AssertionResult contains(const nlohmann::json& actual,
   }
   if (expected.is_array()) {
     if (!actual.is_array() || actual.size() != expected.size()) {
-      return ::testing::AssertionFailure() << path << ": expected " << expected << ", got " << actual;
+      return ::testing::AssertionFailure()
+             << path << ": expected " << expected << ", got " << actual;
     }
     for (size_t i = 0; i < expected.size(); ++i) {
       auto r = contains(actual[i], expected[i], path + "[" + std::to_string(i) + "]");

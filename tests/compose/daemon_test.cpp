@@ -21,8 +21,8 @@ using namespace testing;
 class Daemons : public ::testing::Test {
  protected:
   void SetUp() override {
-    for (const auto& program : {bin("dango-daemon"), bin("dango-ctl"),
-                                module_dir() + "/libdango-module-counter.so"}) {
+    for (const auto& program :
+         {bin("dango-daemon"), bin("dango-ctl"), module_dir() + "/libdango-module-counter.so"}) {
       if (::access(program.c_str(), R_OK) != 0) GTEST_SKIP() << program << " is not built";
     }
   }
@@ -30,12 +30,14 @@ class Daemons : public ::testing::Test {
 };
 
 nlohmann::json counter_and_relay(const std::string& journal = "") {
-  return {{"transport", "tcp://127.0.0.1:0"},
-          {"providers",
-           {{{"name", "r"}, {"type", "relay"}, {"provider_id", 2},
-             {"dependencies", {{"target", "c"}}}},
-            {{"name", "c"}, {"type", "counter"}, {"provider_id", 1},
-             {"config", {{"start", 5}, {"journal", journal}}}}}}};
+  return {
+      {"transport", "tcp://127.0.0.1:0"},
+      {"providers",
+       {{{"name", "r"}, {"type", "relay"}, {"provider_id", 2}, {"dependencies", {{"target", "c"}}}},
+        {{"name", "c"},
+         {"type", "counter"},
+         {"provider_id", 1},
+         {"config", {{"start", 5}, {"journal", journal}}}}}}};
 }
 
 int64_t call_add(Engine& client, const std::string& address, const char* rpc, ProviderId id,
@@ -63,8 +65,9 @@ TEST_F(Daemons, DaemonServesItsProvidersAndCtlQueriesAndListsThem) {
 
   auto list = ctl(dir_, {"list-providers", daemon.address()});
   ASSERT_EQ(list.code, 0) << list.err;
-  EXPECT_EQ(nlohmann::json::parse(list.out),
-            nlohmann::json::parse(R"([{"name":"c","type":"counter","provider_id":1,"pool":"__primary__"},
+  EXPECT_EQ(
+      nlohmann::json::parse(list.out),
+      nlohmann::json::parse(R"([{"name":"c","type":"counter","provider_id":1,"pool":"__primary__"},
                                       {"name":"r","type":"relay","provider_id":2,"pool":"__primary__"}])"));
 
   auto shutdown = ctl(dir_, {"shutdown", daemon.address()});
@@ -90,7 +93,8 @@ TEST_F(Daemons, ConfigOnStdinIsAccepted) {
 TEST_F(Daemons, SigtermStopsProvidersInReverseOrderAndDumpsMonitoring) {
   const std::string journal = dir_.file("journal");
   auto config = counter_and_relay(journal);
-  config["providers"].push_back({{"name", "last"}, {"type", "counter"},
+  config["providers"].push_back({{"name", "last"},
+                                 {"type", "counter"},
                                  {"config", {{"journal", journal}}},
                                  {"dependencies", {{"after", {"r"}}}}});
   config["monitoring"] = {{"dump", dir_.file("stats.json")}};
@@ -116,9 +120,12 @@ TEST_F(Daemons, ProviderIsAddedAndRemovedWhileAClientUsesAnother) {
   std::atomic<bool> done{false};
   Result add, add_again, remove, remove_missing, remove_used;
   std::thread admin([&] {
-    add = ctl(dir_, {"add-provider", daemon.address(),
-                     R"({"name": "extra", "type": "counter", "provider_id": 7, "config": {"start": 100}})"});
-    add_again = ctl(dir_, {"add-provider", daemon.address(), R"({"name": "extra", "type": "counter"})"});
+    add = ctl(
+        dir_,
+        {"add-provider", daemon.address(),
+         R"({"name": "extra", "type": "counter", "provider_id": 7, "config": {"start": 100}})"});
+    add_again =
+        ctl(dir_, {"add-provider", daemon.address(), R"({"name": "extra", "type": "counter"})"});
     remove_used = ctl(dir_, {"remove-provider", daemon.address(), "c"});
     remove = ctl(dir_, {"remove-provider", daemon.address(), "extra"});
     remove_missing = ctl(dir_, {"remove-provider", daemon.address(), "extra"});
@@ -135,10 +142,12 @@ TEST_F(Daemons, ProviderIsAddedAndRemovedWhileAClientUsesAnother) {
   ASSERT_EQ(add.code, 0) << add.err;
   EXPECT_EQ(nlohmann::json::parse(add.out)["config"]["start"], 100);
   EXPECT_EQ(add_again.code, 2);
-  EXPECT_NE(add_again.err.find("provider.name: duplicate provider name \"extra\""), std::string::npos)
+  EXPECT_NE(add_again.err.find("provider.name: duplicate provider name \"extra\""),
+            std::string::npos)
       << add_again.err;
   EXPECT_EQ(remove_used.code, 2);
-  EXPECT_NE(remove_used.err.find("\"c\" is a dependency of \"r\""), std::string::npos) << remove_used.err;
+  EXPECT_NE(remove_used.err.find("\"c\" is a dependency of \"r\""), std::string::npos)
+      << remove_used.err;
   EXPECT_EQ(remove.code, 0) << remove.err;
   EXPECT_EQ(remove_missing.code, 2);
   EXPECT_NE(remove_missing.err.find("no provider named \"extra\""), std::string::npos);
@@ -151,7 +160,8 @@ TEST_F(Daemons, ProviderIsAddedAndRemovedWhileAClientUsesAnother) {
 }
 
 TEST_F(Daemons, RemoteDependenciesResolveToTheProcessServingThem) {
-  nlohmann::json storage = {{"providers", {{{"name", "c"}, {"type", "counter"}, {"provider_id", 3}}}}};
+  nlohmann::json storage = {
+      {"providers", {{{"name", "c"}, {"type", "counter"}, {"provider_id", 3}}}}};
   Daemon a(dir_, "a", storage);
   nlohmann::json front = {
       {"providers",
@@ -163,7 +173,8 @@ TEST_F(Daemons, RemoteDependenciesResolveToTheProcessServingThem) {
   EXPECT_EQ(call_add(client, c.address(), "relay.add", 1, 3), 5);
   EXPECT_EQ(client.rpc<int64_t()>("counter.get").on(client.lookup(a.address())).with(3)(), 5);
   auto query = ctl(dir_, {"query", b.address()});
-  auto resolved = nlohmann::json::parse(query.out)["providers"][0]["resolved_dependencies"]["target"][0];
+  auto resolved =
+      nlohmann::json::parse(query.out)["providers"][0]["resolved_dependencies"]["target"][0];
   EXPECT_EQ(resolved["address"], a.address());
   EXPECT_EQ(resolved["provider_id"], 3);
   EXPECT_EQ(resolved["local"], false);
@@ -173,13 +184,15 @@ TEST_F(Daemons, RemoteDependenciesResolveToTheProcessServingThem) {
 }
 
 TEST_F(Daemons, UnresolvableRemoteDependencyFailsTheStartWithTheKey) {
-  nlohmann::json config = {
-      {"providers",
-       {{{"name", "r"}, {"type", "relay"}, {"dependencies", {{"target", "c@tcp://127.0.0.1:1"}}}}}}};
+  nlohmann::json config = {{"providers",
+                            {{{"name", "r"},
+                              {"type", "relay"},
+                              {"dependencies", {{"target", "c@tcp://127.0.0.1:1"}}}}}}};
   Daemon storage(dir_, "storage", {{"providers", nlohmann::json::array()}});
   config["providers"][0]["dependencies"]["target"] = "c@" + storage.address();
   write_file(dir_.file("bad.json"), config.dump());
-  auto result = run(bin("dango-daemon"), {"-c", dir_.file("bad.json"), "--module-path", module_dir()}, dir_);
+  auto result =
+      run(bin("dango-daemon"), {"-c", dir_.file("bad.json"), "--module-path", module_dir()}, dir_);
   EXPECT_EQ(result.code, 2);
   EXPECT_NE(result.err.find("providers[0].dependencies.target: \"c@" + storage.address() +
                             "\": no provider named \"c\" at " + storage.address()),

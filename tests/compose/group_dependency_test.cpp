@@ -58,7 +58,8 @@ std::string run_member(const std::string& storage, const std::string& journal) {
   register_group_support(std::make_unique<ListedGroupSupport>());
   nlohmann::json config = {
       {"group", {{"members", {"tcp://127.0.0.1:1", storage}}, {"journal", journal}}},
-      {"providers", {{{"name", "r"}, {"type", "relay"}, {"dependencies", {{"target", "c@group"}}}}}}};
+      {"providers",
+       {{{"name", "r"}, {"type", "relay"}, {"dependencies", {{"target", "c@group"}}}}}}};
   Process process{ProcessConfig::from_json(config, {module_dir()})};
   auto resolved = process.query()["providers"][0]["resolved_dependencies"]["target"][0];
   if (resolved["address"] != storage) return "resolved to " + resolved.dump();

@@ -25,7 +25,8 @@ TEST(OutOfTreeModule, BuiltAgainstTheInstalledPackageIsLoadedByTheDaemonFromTheM
 #if defined(__SANITIZE_ADDRESS__)
   flags = "-fsanitize=address,undefined";  // a sanitized Dango needs a sanitized module
 #endif
-  ASSERT_TRUE(shell("cmake --install " + std::string(DANGO_BINARY_DIR) + " --prefix " + prefix, log))
+  ASSERT_TRUE(
+      shell("cmake --install " + std::string(DANGO_BINARY_DIR) + " --prefix " + prefix, log))
       << read_file(log);
   ASSERT_TRUE(shell("cmake -S " + std::string(DANGO_SOURCE_DIR) + "/tests/compose/out_of_tree -B " +
                         build + " -DCMAKE_PREFIX_PATH=" + prefix + " -DCMAKE_CXX_FLAGS='" + flags +
@@ -35,17 +36,19 @@ TEST(OutOfTreeModule, BuiltAgainstTheInstalledPackageIsLoadedByTheDaemonFromTheM
   ASSERT_TRUE(shell("cmake --build " + build + " -j 2", log)) << read_file(log);
   ASSERT_TRUE(std::filesystem::exists(build + "/libdango-module-greeter.so")) << read_file(log);
 
-  const nlohmann::json config = {
-      {"providers",
-       {{{"name", "hi"}, {"type", "greeter"}, {"provider_id", 4},
-         {"config", {{"greeting", "bonjour"}}}}}}};
+  const nlohmann::json config = {{"providers",
+                                  {{{"name", "hi"},
+                                    {"type", "greeter"},
+                                    {"provider_id", 4},
+                                    {"config", {{"greeting", "bonjour"}}}}}}};
   write_file(dir.file("greeter.json"), config.dump());
   const std::string address_file = dir.file("address");
   ::setenv("DANGO_MODULE_PATH", build.c_str(), 1);
   Program daemon(prefix + "/bin/dango-daemon",
                  {"-c", dir.file("greeter.json"), "--address-file", address_file}, dir);
   ::unsetenv("DANGO_MODULE_PATH");
-  ASSERT_TRUE(rpc::testing::eventually([&] { return std::filesystem::exists(address_file); }, 20000ms))
+  ASSERT_TRUE(
+      rpc::testing::eventually([&] { return std::filesystem::exists(address_file); }, 20000ms))
       << daemon.err();
   std::string address = read_file(address_file);
   address.pop_back();

@@ -82,8 +82,8 @@ int run(const std::string& name, const Command& cmd, std::chrono::milliseconds t
       admin.remove_provider(cmd.argument);
     } else if (name == "stats") {
       auto stats = admin.stats();
-      std::printf("%s", cmd.json ? (stats.dump(2) + "\n").c_str()
-                                 : dango::ctl::stats_table(stats).c_str());
+      std::printf(
+          "%s", cmd.json ? (stats.dump(2) + "\n").c_str() : dango::ctl::stats_table(stats).c_str());
     } else if (name == "shutdown") {
       try {
         admin.shutdown();

@@ -31,7 +31,8 @@ std::string render(const std::string& title, const Row& header, const std::vecto
     std::string text = " ";
     // The first columns (names) are left-aligned, figures right-aligned.
     for (size_t i = 0; i < row.size(); ++i) {
-      text += i < 3 ? fmt::format(" {:<{}}", row[i], widths[i]) : fmt::format(" {:>{}}", row[i], widths[i]);
+      text += i < 3 ? fmt::format(" {:<{}}", row[i], widths[i])
+                    : fmt::format(" {:>{}}", row[i], widths[i]);
     }
     return text + "\n";
   };

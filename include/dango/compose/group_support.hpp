@@ -45,8 +45,7 @@ class GroupSupport {
   // Joins (or creates) the group described by `section` with `engine`, before any provider is
   // created (so "@group" dependencies resolve). Blocks until this process is a member; throws
   // dango::Error naming the group when it cannot join.
-  virtual std::unique_ptr<GroupMembership> join(rpc::Engine& engine,
-                                                const nlohmann::json& section,
+  virtual std::unique_ptr<GroupMembership> join(rpc::Engine& engine, const nlohmann::json& section,
                                                 std::string_view path) const = 0;
   // The member addresses listed in a group file (the "file" bootstrap's file), for
   // `dango-ctl shutdown --group FILE`. Throws dango::Error naming the file.
@@ -60,8 +59,8 @@ const GroupSupport* group_support();
 
 }  // namespace dango::compose
 
-#define DANGO_REGISTER_GROUP_SUPPORT(SupportClass)                                         \
-  namespace {                                                                              \
-  [[maybe_unused]] const bool dango_group_support_registered =                             \
-      ::dango::compose::register_group_support(std::make_unique<SupportClass>());          \
+#define DANGO_REGISTER_GROUP_SUPPORT(SupportClass)                                \
+  namespace {                                                                     \
+  [[maybe_unused]] const bool dango_group_support_registered =                    \
+      ::dango::compose::register_group_support(std::make_unique<SupportClass>()); \
   }

@@ -44,22 +44,22 @@ class Component;
 
 // One dependency a module accepts, under "dependencies": {"<name>": "meta" or [...]}.
 struct DependencySlot {
-  std::string name{};      // the key in the provider's "dependencies" object
-  std::string type{};      // the provider type it must be ("kv"); "" accepts any type
-  bool required = false;   // absent required slots are a config error
-  bool multiple = false;   // accepts a list of providers (otherwise exactly one)
+  std::string name{};     // the key in the provider's "dependencies" object
+  std::string type{};     // the provider type it must be ("kv"); "" accepts any type
+  bool required = false;  // absent required slots are a config error
+  bool multiple = false;  // accepts a list of providers (otherwise exactly one)
 };
 
 // A dependency after resolution: which provider, where. For a local one, `local` points to the
 // running component (created before the dependent, destroyed after it); for a remote one
 // (`name@tcp://...` or `name@group`) the daemon asked that process which id and type it has.
 struct ResolvedDependency {
-  std::string spec{};                // as written: "meta", "meta@tcp://h:7000", "meta@group"
-  std::string name{};                // the provider's name ("meta")
-  std::string type{};                // its type ("kv")
-  std::string address{};             // the process serving it (this engine's address if local)
-  rpc::ProviderId provider_id = 0;   // its provider id there
-  Component* local = nullptr;        // the component in this process; nullptr when remote
+  std::string spec{};               // as written: "meta", "meta@tcp://h:7000", "meta@group"
+  std::string name{};               // the provider's name ("meta")
+  std::string type{};               // its type ("kv")
+  std::string address{};            // the process serving it (this engine's address if local)
+  rpc::ProviderId provider_id = 0;  // its provider id there
+  Component* local = nullptr;       // the component in this process; nullptr when remote
 
   bool is_local() const { return local != nullptr; }
   nlohmann::json to_json() const;
@@ -67,12 +67,12 @@ struct ResolvedDependency {
 
 // What create() receives. References are valid during create() only: copy what you keep.
 struct ComponentArgs {
-  rpc::Engine& engine;               // the process's engine (outlives every component)
-  std::string name;                  // the provider's name, unique in the process
-  rpc::ProviderId provider_id;       // unique in the process
-  thread::Pool pool;                 // where its handlers run (the engine's rpc pool by default)
-  const nlohmann::json& config;      // its "config" object ({} when absent), already validate()d
-  std::string config_path;           // key path of `config` for errors: "providers[2].config"
+  rpc::Engine& engine;           // the process's engine (outlives every component)
+  std::string name;              // the provider's name, unique in the process
+  rpc::ProviderId provider_id;   // unique in the process
+  thread::Pool pool;             // where its handlers run (the engine's rpc pool by default)
+  const nlohmann::json& config;  // its "config" object ({} when absent), already validate()d
+  std::string config_path;       // key path of `config` for errors: "providers[2].config"
   // Resolved dependencies by slot name, in the order written; every required slot is present.
   std::map<std::string, std::vector<ResolvedDependency>> dependencies;
 
@@ -131,8 +131,8 @@ std::vector<std::string> split_module_path(std::string_view text);
 
 // Registers ModuleClass (default-constructible, derived from dango::compose::Module) under the
 // provider type `type` (an identifier: kv, blob, my_component).
-#define DANGO_REGISTER_MODULE(type, ModuleClass)                                            \
-  namespace {                                                                               \
-  [[maybe_unused]] const bool dango_module_registered_##type =                              \
-      ::dango::compose::register_module(#type, std::make_unique<ModuleClass>());            \
+#define DANGO_REGISTER_MODULE(type, ModuleClass)                                 \
+  namespace {                                                                    \
+  [[maybe_unused]] const bool dango_module_registered_##type =                   \
+      ::dango::compose::register_module(#type, std::make_unique<ModuleClass>()); \
   }

@@ -23,20 +23,20 @@ class Module;
 // One entry of a provider's "dependencies": "meta", "meta@tcp://host:port" or "meta@group".
 struct DependencyRef {
   enum class Where { kLocal, kAddress, kGroup };
-  std::string spec{};      // as written
-  std::string name{};      // the provider's name
+  std::string spec{};  // as written
+  std::string name{};  // the provider's name
   Where where = Where::kLocal;
-  std::string address{};   // for kAddress
+  std::string address{};  // for kAddress
 
   // Parses `spec`; throws ConfigError naming `path` when it is malformed.
   static DependencyRef parse(const std::string& spec, std::string_view path);
 };
 
 struct ProviderConfig {
-  std::string name{};                 // required, unique in the process
-  std::string type{};                 // required: a registered or loadable module type
-  rpc::ProviderId provider_id = 0;    // unique in the process (default: lowest free id >= 1)
-  std::string pool{};                 // pool of its handlers (default "": the rpc pool)
+  std::string name{};               // required, unique in the process
+  std::string type{};               // required: a registered or loadable module type
+  rpc::ProviderId provider_id = 0;  // unique in the process (default: lowest free id >= 1)
+  std::string pool{};               // pool of its handlers (default "": the rpc pool)
   nlohmann::json config = nlohmann::json::object();  // the component's own section
   // Slot name -> providers, in the order written (a single string is a list of one).
   std::map<std::string, std::vector<DependencyRef>> dependencies{};
@@ -54,8 +54,8 @@ struct ProcessConfig {
   // "transport" (default kDefaultTransport; it must listen), "threads", "rpc".
   rpc::EngineOptions engine{};
   std::optional<monitor::MonitoringOptions> monitoring{};  // "monitoring" (absent: off)
-  nlohmann::json group{};                               // "group" (null: no group)
-  std::vector<ProviderConfig> providers{};              // in the order written
+  nlohmann::json group{};                                  // "group" (null: no group)
+  std::vector<ProviderConfig> providers{};                 // in the order written
 
   // Parses JSON text (bad JSON: "config: JSON syntax error at line L, column C: ...") and
   // validates it (see from_json).

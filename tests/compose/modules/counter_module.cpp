@@ -65,7 +65,8 @@ class CounterModule : public dango::compose::Module {
   }
   std::unique_ptr<dango::compose::Component> create(
       const dango::compose::ComponentArgs& args) const override {
-    return std::make_unique<Counter>(args, CounterOptions::from_json(args.config, args.config_path));
+    return std::make_unique<Counter>(args,
+                                     CounterOptions::from_json(args.config, args.config_path));
   }
 };
 
