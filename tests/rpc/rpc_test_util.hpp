@@ -48,7 +48,7 @@ struct ServerAndClient {
 // Options for a server listening on `address` whose progress loop and handlers run on an
 // execution stream of their own, so that it keeps serving while the test's thread blocks (raw
 // sockets, sleeps, other threads).
-inline EngineOptions server_on_own_thread(std::string address) {
+inline EngineOptions server_on_own_thread(std::string address = "tcp://127.0.0.1:0") {
   return EngineOptions{.address = std::move(address),
                        .threads = {.pools = {{.name = "server"}},
                                    .xstreams = {{.name = "server", .pools = {"server"}}},
