@@ -88,17 +88,24 @@ size_t OfiTransport::handle_packet(std::span<const std::byte> packet) {
     last_sender_raw_.assign(raw);
     last_sender_ = peer;
   }
+  if (header.destination != 0 && header.destination != incarnation_) {
+    logger().debug("{} transport: dropping a packet from {} meant for an earlier run", scheme_,
+                   peer->address_);
+    return 0;
+  }
   peer->last_heard.store(now_ns(), std::memory_order_relaxed);
   peer->probe_sent = 0;
-  if (header.incarnation != peer->incarnation) {
-    if (peer->incarnation != 0) {
+  const uint64_t known = peer->incarnation.load(std::memory_order_relaxed);
+  if (header.incarnation != known) {
+    peer->partial.reset();
+    peer->partial_length = peer->partial_filled = 0;
+    peer->discarding = false;
+    if (known != 0) {
       // Same address, new process: what was sent to the old one is gone.
       logger().info("{} transport: {} restarted", scheme_, peer->address_);
-      peer->partial.reset();
-      peer->partial_length = peer->partial_filled = 0;
       if (!peer->lost.exchange(true) && handler_ != nullptr) handler_->on_peer_lost(peer);
     }
-    peer->incarnation = header.incarnation;
+    peer->incarnation.store(header.incarnation, std::memory_order_relaxed);
   }
   peer->lost.store(false, std::memory_order_relaxed);
 
@@ -210,6 +217,9 @@ void OfiTransport::peer_failed(const std::shared_ptr<OfiPeer>& peer, const std::
   peer->probe_sent = 0;
   peer->partial.reset();
   peer->partial_length = peer->partial_filled = 0;
+  // Whatever answers next at this address is a new process (or the old one, which re-announces
+  // itself): packets still held by the provider for the old one will be dropped there.
+  peer->incarnation.store(0, std::memory_order_relaxed);
   fail_bulk(peer.get(), {Status::Code::kDisconnected, "peer " + peer->address_ + " lost: " + why});
   if (peer->lost.exchange(true)) return;
   logger().info("{} transport: peer {} lost: {}", scheme_, peer->address_, why);

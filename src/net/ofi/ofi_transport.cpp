@@ -287,6 +287,7 @@ TxBuffer* OfiTransport::make_packet(const std::shared_ptr<OfiPeer>& peer, Packet
   header.flags = sender_flags_;
   header.name_length = static_cast<uint8_t>(name_.size());
   header.incarnation = incarnation_;
+  header.destination = peer->incarnation.load(std::memory_order_relaxed);
   header.message_length = message_length;
   header.offset = offset;
   std::byte* out = tx->buffer.bytes.get();

@@ -69,9 +69,9 @@ class OfiPeer final : public Peer {
   std::atomic<int64_t> last_traffic{0};  // last user message or bulk operation, either way
   std::atomic<int> bulk_in_flight{0};
   std::atomic<bool> lost{false};  // on_peer_lost reported and no contact since
+  std::atomic<uint64_t> incarnation{0};  // of the last packet received; 0 after a loss
   // Progress thread only.
   int64_t probe_sent = 0;    // when the unanswered probe left; 0 when none
-  uint64_t incarnation = 0;  // of the last packet received
   std::unique_ptr<std::byte[]> partial;  // the message being reassembled
   uint64_t partial_length = 0;
   uint64_t partial_filled = 0;

@@ -38,10 +38,13 @@ struct PacketHeader {
   uint8_t name_length = 0;
   // Random per transport instance: a peer restarted at the same address has a new one.
   uint64_t incarnation = 0;
+  // The receiver's incarnation as last seen by the sender (0: unknown). A packet the provider
+  // held back while the receiver restarted carries the old one and is dropped.
+  uint64_t destination = 0;
   uint64_t message_length = 0;  // bytes of the whole user message
   uint64_t offset = 0;          // where this packet's payload goes in the message
 };
-static_assert(sizeof(PacketHeader) == 32);
+static_assert(sizeof(PacketHeader) == 40);
 
 // A registered region as seen by a peer: its size and access, and per segment where it starts
 // for RMA (a virtual address, or 0 when the provider addresses regions by offset) and its key.
