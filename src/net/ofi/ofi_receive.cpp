@@ -190,7 +190,7 @@ void OfiTransport::check_liveness(int64_t now) {
       const int64_t traffic = peer->last_traffic.load(std::memory_order_relaxed);
       const bool bulk = peer->bulk_in_flight.load(std::memory_order_relaxed) > 0;
       if (peer.use_count() == 1 && !bulk && now - std::max(heard, traffic) > kForgetAfter) {
-        fi_addr_t addr = peer->fi_addr_;
+        fi_addr_t addr = peer->fi_addr.load();
         fi_av_remove(av_, &addr, 1, 0);
         it = peers_.erase(it);
         continue;
@@ -222,8 +222,21 @@ void OfiTransport::peer_failed(const std::shared_ptr<OfiPeer>& peer, const std::
   peer->incarnation.store(0, std::memory_order_relaxed);
   fail_bulk(peer.get(), {Status::Code::kDisconnected, "peer " + peer->address_ + " lost: " + why});
   if (peer->lost.exchange(true)) return;
+  forget_connection(*peer);
   logger().info("{} transport: peer {} lost: {}", scheme_, peer->address_, why);
   if (handler_ != nullptr && !closed_.load()) handler_->on_peer_lost(peer);
+}
+
+void OfiTransport::forget_connection(OfiPeer& peer) {
+  std::lock_guard lock(post_mutex_);  // no post uses the old entry meanwhile
+  if (closed_.load()) return;
+  fi_addr_t old = peer.fi_addr.load();
+  fi_av_remove(av_, &old, 1, 0);
+  fi_addr_t fresh = FI_ADDR_NOTAVAIL;
+  if (fi_av_insert(av_, peer.name_.data(), 1, &fresh, 0, nullptr) != 1) {
+    logger().warn("{} transport: cannot re-add {} to the address vector", scheme_, peer.address_);
+  }
+  peer.fi_addr.store(fresh);
 }
 
 void OfiTransport::report_deferred_failures() {

@@ -388,15 +388,15 @@ ssize_t OfiTransport::post_now(OpContext* op) {
   if (op->kind == OpContext::Kind::kSend) {
     auto* tx = static_cast<TxBuffer*>(op);
     if (tx->may_inject && tx->length <= inject_size_) {
-      ssize_t rc = fi_inject(ep_, tx->buffer.bytes.get(), tx->length, tx->peer->fi_addr_);
+      ssize_t rc = fi_inject(ep_, tx->buffer.bytes.get(), tx->length, tx->peer->fi_addr.load());
       if (rc == 0) release_tx(tx);  // the provider copied it; no completion follows
       return rc;
     }
-    return fi_send(ep_, tx->buffer.bytes.get(), tx->length, tx->buffer.desc, tx->peer->fi_addr_,
+    return fi_send(ep_, tx->buffer.bytes.get(), tx->length, tx->buffer.desc, tx->peer->fi_addr.load(),
                    op);
   }
   auto* piece = static_cast<RmaPiece*>(op);
-  const fi_addr_t to = piece->op->peer->fi_addr_;
+  const fi_addr_t to = piece->op->peer->fi_addr.load();
   if (piece->read) {
     return fi_read(ep_, piece->local, piece->length, piece->local_desc, to, piece->remote_address,
                    piece->key, op);

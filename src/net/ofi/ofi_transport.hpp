@@ -57,13 +57,14 @@ struct LocalBuffer {
 class OfiPeer final : public Peer {
  public:
   OfiPeer(const OfiTransport* owner, std::string address, std::string name, fi_addr_t fi_addr)
-      : owner_(owner), address_(std::move(address)), name_(std::move(name)), fi_addr_(fi_addr) {}
+      : owner_(owner), address_(std::move(address)), name_(std::move(name)), fi_addr(fi_addr) {}
   const std::string& address() const override { return address_; }
 
   const OfiTransport* const owner_;  // identity only
   const std::string address_;
   const std::string name_;  // normalized endpoint name (NameCodec)
-  const fi_addr_t fi_addr_;
+  // In the address vector; replaced after a loss (see OfiTransport::forget_connection).
+  std::atomic<fi_addr_t> fi_addr;
   // Liveness, steady-clock nanoseconds.
   std::atomic<int64_t> last_heard{0};    // last packet from the peer
   std::atomic<int64_t> last_traffic{0};  // last user message or bulk operation, either way
@@ -233,6 +234,9 @@ class OfiTransport final : public Transport {
   // The peer is unreachable: fails its bulk operations and reports it once per contact.
   void peer_failed(const std::shared_ptr<OfiPeer>& peer, const std::string& why);
   void report_deferred_failures();
+  // Replaces the peer's address-vector entry, so that the provider drops its broken connection
+  // state (rxm keeps retrying a dead connection, and holds what was queued on it, forever).
+  void forget_connection(OfiPeer& peer);
 
   // ofi_bulk.cpp
   void start_bulk(BulkKind kind, const PeerRef& peer, std::span<const std::byte> remote,
