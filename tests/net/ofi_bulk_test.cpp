@@ -67,7 +67,9 @@ class OfiBulk : public ::testing::Test {
   void SetUp() override {
     DANGO_SKIP_WITHOUT_OFI_TCP();
     server_ = make_transport("ofi+tcp://127.0.0.1:0");
-    client_ = make_transport("ofi+tcp", {.bulk_chunk_size = size_t{1} << 20});
+    // A short connect_timeout: a lost peer is declared after one unanswered probe of that long.
+    client_ = make_transport("ofi+tcp", {.bulk_chunk_size = size_t{1} << 20,
+                                         .connect_timeout = std::chrono::milliseconds(1000)});
     server_->set_handler(&server_inbox_);
     client_->set_handler(&client_inbox_);
     peer_ = client_->lookup(server_->address());

@@ -7,6 +7,10 @@
 // sockets) print them as "ofi+tcp://127.0.0.1:4242" or "ofi+tcp://[::1]:4242"; host names are
 // resolved by lookup(). Every other provider (shm, cxi, efa) prints the raw name in hex:
 // "ofi+cxi://0x0a1b2c...". Either form parses back to the same raw name in another process.
+// To listen, IP providers take "ofi+tcp://host:port" (port 0: any free port; address() tells
+// which); the others take "ofi+shm://<anything>" and let the provider choose the name. The bare
+// scheme ("ofi+tcp") is client-only: it still has an endpoint, whose name travels with every
+// packet so that servers can answer, but address() is empty.
 
 #include <rdma/fabric.h>
 

@@ -70,8 +70,11 @@ OfiTransport::OfiTransport(std::string_view address, const TransportOptions& opt
   }
   const bool listen = options_.listen && !location.empty();
   HostPort where;
-  // Providers with socket-address names listen where told; others (hex names) pick their own.
-  if (listen && !location.starts_with("0x")) where = split_host_port(location, address);
+  // Providers with IP addresses listen where told; the others (shm, cxi, efa: hex names) choose
+  // their own name, whatever follows "://".
+  const bool ip_provider = provider_ == "tcp;ofi_rxm" || provider_ == "verbs;ofi_rxm" ||
+                           provider_ == "sockets";
+  if (listen && ip_provider) where = split_host_port(location, address);
   InfoPtr info = choose_info(scheme_, provider_, where.host.empty() ? nullptr : where.host.c_str(),
                              where.host.empty() ? nullptr : where.port.c_str());
   codec_ = NameCodec(scheme_, info->addr_format);
@@ -401,8 +404,19 @@ ssize_t OfiTransport::post_now(OpContext* op) {
     return fi_read(ep_, piece->local, piece->length, piece->local_desc, to, piece->remote_address,
                    piece->key, op);
   }
-  return fi_write(ep_, piece->local, piece->length, piece->local_desc, to, piece->remote_address,
-                  piece->key, op);
+  // A put is complete when the bytes are in the remote memory, not merely sent: the owner may
+  // read them as soon as the requester learns of the completion (FI_DELIVERY_COMPLETE).
+  iovec local{piece->local, piece->length};
+  fi_rma_iov remote{piece->remote_address, piece->length, piece->key};
+  fi_msg_rma message{};
+  message.msg_iov = &local;
+  message.desc = &piece->local_desc;
+  message.iov_count = 1;
+  message.addr = to;
+  message.rma_iov = &remote;
+  message.rma_iov_count = 1;
+  message.context = op;
+  return fi_writemsg(ep_, &message, FI_COMPLETION | FI_DELIVERY_COMPLETE);
 }
 
 Status OfiTransport::post_packets(std::span<TxBuffer* const> packets) {
