@@ -219,7 +219,7 @@ TEST(OfiTransport, ServesManyPeers) {
   auto s = server();
   Echo echo(*s);
   s->set_handler(&echo);
-  constexpr int kClients = 16, kEach = 10;
+  constexpr int kClients = 10, kEach = 10;
   std::vector<std::unique_ptr<Transport>> clients;
   std::vector<Inbox> inboxes(kClients);
   std::vector<Transport*> all{s.get()};
