@@ -36,6 +36,37 @@ uint64_t remote_access_flags(Access access) {
   return flags;
 }
 
+// Splits a transfer into pieces contiguous on both sides and at most `max_piece` long.
+std::vector<std::unique_ptr<RmaPiece>> plan_pieces(
+    const std::vector<OfiMemoryRegion::Segment>& locals, size_t local_offset,
+    const std::vector<DescriptorSegment>& remotes, size_t remote_offset, size_t size,
+    size_t max_piece, bool read, const std::shared_ptr<BulkOp>& op) {
+  std::vector<std::unique_ptr<RmaPiece>> pieces;
+  size_t li = 0, lo = local_offset, ri = 0, ro = remote_offset;
+  while (li < locals.size() && lo >= locals[li].bytes.size()) lo -= locals[li++].bytes.size();
+  while (ri < remotes.size() && ro >= remotes[ri].length) ro -= remotes[ri++].length;
+  for (size_t left = size; left > 0;) {
+    const auto& l = locals[li];
+    const auto& r = remotes[ri];
+    size_t n = std::min({left, l.bytes.size() - lo, static_cast<size_t>(r.length - ro), max_piece});
+    auto piece = std::make_unique<RmaPiece>();
+    piece->op = op;
+    piece->read = read;
+    piece->local = l.bytes.data() + lo;
+    piece->local_desc = l.desc;
+    piece->length = n;
+    piece->remote_address = r.address + ro;
+    piece->key = r.key;
+    pieces.push_back(std::move(piece));
+    left -= n;
+    lo += n;
+    ro += n;
+    if (lo == l.bytes.size() && left > 0) lo = 0, ++li;
+    if (ro == r.length && left > 0) ro = 0, ++ri;
+  }
+  return pieces;
+}
+
 }  // namespace
 
 OfiMemoryRegion::OfiMemoryRegion(OfiTransport& transport,
@@ -161,37 +192,16 @@ void OfiTransport::start_bulk(BulkKind kind, const PeerRef& peer_ref,
                            std::memory_order_relaxed);
   peer->lost.store(false, std::memory_order_relaxed);
 
-  // Pieces contiguous on both sides and at most a chunk long, all in flight at once.
-  const size_t max_piece = std::min(options_.bulk_chunk_size, max_rma_);
-  const auto& locals = region->registered();
-  const auto& remotes = desc->segments;
-  std::vector<std::unique_ptr<RmaPiece>> pieces;
-  size_t li = 0, lo = local_offset, ri = 0, ro = remote_offset;
-  while (li < locals.size() && lo >= locals[li].bytes.size()) lo -= locals[li++].bytes.size();
-  while (ri < remotes.size() && ro >= remotes[ri].length) ro -= remotes[ri++].length;
   auto op = std::make_shared<BulkOp>(BulkOp{done, 0, {}, peer});
-  for (size_t left = size; left > 0;) {
-    const auto& l = locals[li];
-    const auto& r = remotes[ri];
-    size_t n = std::min({left, l.bytes.size() - lo, static_cast<size_t>(r.length - ro), max_piece});
-    auto piece = std::make_unique<RmaPiece>();
-    piece->op = op;
-    piece->read = read;
-    piece->local = l.bytes.data() + lo;
-    piece->local_desc = l.desc;
-    piece->length = n;
-    piece->remote_address = r.address + ro;
-    piece->key = r.key;
-    pieces.push_back(std::move(piece));
-    left -= n;
-    lo += n;
-    ro += n;
-    if (lo == l.bytes.size() && left > 0) lo = 0, ++li;
-    if (ro == r.length && left > 0) ro = 0, ++ri;
-  }
+  auto pieces = plan_pieces(region->registered(), local_offset, desc->segments, remote_offset, size,
+                            std::min(options_.bulk_chunk_size, max_rma_), read, op);
   op->pieces_left = pieces.size();
   peer->bulk_in_flight.fetch_add(1, std::memory_order_relaxed);
+  post_pieces(std::move(pieces), *peer, what);
+}
 
+void OfiTransport::post_pieces(std::vector<std::unique_ptr<RmaPiece>> pieces, OfiPeer& peer,
+                               const char* what) {
   std::vector<RmaPiece*> order;
   order.reserve(pieces.size());
   std::unique_lock post_lock(post_mutex_);
@@ -204,10 +214,10 @@ void OfiTransport::start_bulk(BulkKind kind, const PeerRef& peer_ref,
   }
   if (closed_.load()) {
     post_lock.unlock();
-    fail_bulk(peer.get(), {Status::Code::kShutdown, scheme_ + " transport closed"});
+    fail_bulk(&peer, {Status::Code::kShutdown, scheme_ + " transport closed"});
     return;
   }
-  // Posted in order; from the first piece the provider cannot take, queued.
+  // All in flight at once, in order; from the first piece the provider cannot take, queued.
   std::vector<std::pair<RmaPiece*, long>> failed;
   for (RmaPiece* piece : order) {
     ssize_t rc = post_queue_.empty() ? post_now(piece) : -FI_EAGAIN;
@@ -221,7 +231,7 @@ void OfiTransport::start_bulk(BulkKind kind, const PeerRef& peer_ref,
   post_lock.unlock();
   for (auto [piece, rc] : failed) {
     complete_piece(piece, {Status::Code::kDisconnected, std::string(what) + ": cannot reach " +
-                                                            peer->address_ + ": " +
+                                                            peer.address_ + ": " +
                                                             fi_error_text(rc)});
   }
 }

@@ -11,8 +11,9 @@
 // within connect_timeout. A peer restarted at the same address is recognised by the new
 // incarnation number in its packets: on_peer_lost is reported for the old one.
 //
-// Files: ofi_transport.cpp (setup, peers, send, progress, close), ofi_receive.cpp (packets,
-// reassembly, liveness), ofi_bulk.cpp (memory regions, get/put). Locking order: post_mutex_,
+// Files: ofi_transport.cpp (setup, peers, send and posting), ofi_progress.cpp (completions,
+// sleep, interrupt, close), ofi_receive.cpp (packets, reassembly, liveness), ofi_bulk.cpp
+// (memory regions, get/put), fabric.cpp (provider choice, address text), wire.hpp (formats). Locking order: post_mutex_,
 // then tx_mutex_ or ops_mutex_; peers_mutex_ and regions' table mutex are leaves.
 
 #include <rdma/fabric.h>
@@ -211,11 +212,18 @@ class OfiTransport final : public Transport {
   void release_tx(TxBuffer* tx);
   TxBuffer* make_packet(const std::shared_ptr<OfiPeer>& peer, PacketType type,
                         uint64_t message_length, uint64_t offset);
+  // Copies a message into packets (`single` when one suffices, else `many`).
+  std::span<TxBuffer*> split_into_packets(const std::shared_ptr<OfiPeer>& peer,
+                                          std::span<const std::span<const std::byte>> parts,
+                                          size_t total, std::span<TxBuffer*, 1> single,
+                                          std::vector<TxBuffer*>& many);
   // Posts in order behind what is queued; an immediate failure is returned (kDisconnected).
   Status post_packets(std::span<TxBuffer* const> packets);
   ssize_t post_now(OpContext* op);
   void drain_post_queue();
   void fail_post(OpContext* op, long rc);
+
+  // ofi_progress.cpp
   size_t poll_completions();
   size_t handle_error_completion();
   void wait_for_work(std::chrono::microseconds timeout);
@@ -242,6 +250,7 @@ class OfiTransport final : public Transport {
   void start_bulk(BulkKind kind, const PeerRef& peer, std::span<const std::byte> remote,
                   size_t remote_offset, MemoryRegion& local, size_t local_offset, size_t size,
                   Completion* done);
+  void post_pieces(std::vector<std::unique_ptr<RmaPiece>> pieces, OfiPeer& peer, const char* what);
   size_t complete_piece(RmaPiece* piece, const Status& status);
   // Completes (early) every unfinished op, of `peer` or of all peers when null.
   void fail_bulk(const OfiPeer* peer, const Status& status);
