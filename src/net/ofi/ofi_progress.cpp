@@ -189,6 +189,8 @@ void OfiTransport::close() {
     teardown_pending_ = true;  // called by a callback: progress() tears down when it returns
     return;
   }
+  uint64_t one = 1;  // a progress() asleep in another thread returns at once
+  [[maybe_unused]] auto r = ::write(wake_fd_, &one, sizeof one);
   std::lock_guard lock(progress_mutex_);
   teardown();
 }
