@@ -1,0 +1,279 @@
+// Memory regions and one-sided get/put of the ofi transport: fi_read/fi_write on memory
+// registered once per region, honouring the provider's FI_MR_* modes (virtual or offset
+// addressing, provider keys, endpoint binding, local descriptors).
+
+#include <rdma/fi_errno.h>
+#include <spdlog/spdlog.h>
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "dango/common/error.hpp"
+#include "dango/common/log.hpp"
+#include "net/ofi/ofi_transport.hpp"
+
+namespace dango::net::ofi {
+namespace {
+
+std::string range_text(size_t offset, size_t size) {
+  return "[" + std::to_string(offset) + ", " + std::to_string(offset) + "+" + std::to_string(size) +
+         ")";
+}
+
+bool in_bounds(uint64_t offset, uint64_t size, uint64_t total) {
+  return offset <= total && size <= total - offset;
+}
+
+bool allows_read(Access a) { return a == Access::kReadOnly || a == Access::kReadWrite; }
+bool allows_write(Access a) { return a == Access::kWriteOnly || a == Access::kReadWrite; }
+
+uint64_t remote_access_flags(Access access) {
+  uint64_t flags = FI_READ | FI_WRITE;  // local use: target of our gets, source of our puts
+  if (allows_read(access)) flags |= FI_REMOTE_READ;
+  if (allows_write(access)) flags |= FI_REMOTE_WRITE;
+  return flags;
+}
+
+// Splits a transfer into pieces contiguous on both sides and at most `max_piece` long.
+std::vector<std::unique_ptr<RmaPiece>> plan_pieces(
+    const std::vector<OfiMemoryRegion::Segment>& locals, size_t local_offset,
+    const std::vector<DescriptorSegment>& remotes, size_t remote_offset, size_t size,
+    size_t max_piece, bool read, const std::shared_ptr<BulkOp>& op) {
+  std::vector<std::unique_ptr<RmaPiece>> pieces;
+  size_t li = 0, lo = local_offset, ri = 0, ro = remote_offset;
+  while (li < locals.size() && lo >= locals[li].bytes.size()) lo -= locals[li++].bytes.size();
+  while (ri < remotes.size() && ro >= remotes[ri].length) ro -= remotes[ri++].length;
+  for (size_t left = size; left > 0;) {
+    const auto& l = locals[li];
+    const auto& r = remotes[ri];
+    size_t n = std::min({left, l.bytes.size() - lo, static_cast<size_t>(r.length - ro), max_piece});
+    auto piece = std::make_unique<RmaPiece>();
+    piece->op = op;
+    piece->read = read;
+    piece->local = l.bytes.data() + lo;
+    piece->local_desc = l.desc;
+    piece->length = n;
+    piece->remote_address = r.address + ro;
+    piece->key = r.key;
+    pieces.push_back(std::move(piece));
+    left -= n;
+    lo += n;
+    ro += n;
+    if (lo == l.bytes.size() && left > 0) lo = 0, ++li;
+    if (ro == r.length && left > 0) ro = 0, ++ri;
+  }
+  return pieces;
+}
+
+}  // namespace
+
+OfiMemoryRegion::OfiMemoryRegion(OfiTransport& transport,
+                                 std::span<const std::span<std::byte>> segments, Access access,
+                                 std::span<std::byte> owned)
+    : table_(transport.regions()),
+      spans_(segments.begin(), segments.end()),
+      access_(access),
+      owned_(owned) {
+  Descriptor descriptor{.access = access, .size = 0, .segments = {}};
+  std::lock_guard lock(table_->mutex);
+  if (table_->closed) throw NetworkError(std::string(transport.scheme()) + " transport closed");
+  try {
+    for (const auto& span : spans_) {
+      size_ += span.size();
+      if (span.empty()) continue;
+      Segment segment{.bytes = span};
+      transport.register_bytes(span, remote_access_flags(access), &segment.mr, &segment.desc,
+                               &segment.key);
+      segment.remote_address =
+          transport.virtual_addressing() ? reinterpret_cast<uint64_t>(span.data()) : 0;
+      registered_.push_back(segment);
+      descriptor.segments.push_back(
+          {.address = segment.remote_address, .key = segment.key, .length = span.size()});
+    }
+  } catch (...) {
+    release_registrations();
+    throw;
+  }
+  descriptor.size = size_;
+  descriptor_ = encode_descriptor(descriptor);
+  table_->regions.insert(this);
+}
+
+OfiMemoryRegion::~OfiMemoryRegion() {
+  {
+    std::lock_guard lock(table_->mutex);
+    table_->regions.erase(this);
+    if (!table_->closed) release_registrations();
+  }
+  if (!owned_.empty()) ::munmap(owned_.data(), owned_.size());
+}
+
+void OfiMemoryRegion::release_registrations() {
+  for (auto& segment : registered_) {
+    if (segment.mr != nullptr) fi_close(&segment.mr->fid);
+    segment.mr = nullptr;
+  }
+}
+
+std::unique_ptr<MemoryRegion> OfiTransport::register_memory(
+    std::span<const std::span<std::byte>> segments, Access access) {
+  return std::make_unique<OfiMemoryRegion>(*this, segments, access, std::span<std::byte>{});
+}
+
+std::unique_ptr<MemoryRegion> OfiTransport::allocate_memory(size_t size, Access access) {
+  std::span<std::byte> memory;
+  if (size > 0) {
+    void* pages = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (pages == MAP_FAILED) {
+      throw NetworkError("cannot allocate " + std::to_string(size) +
+                         " bytes of exposed memory: " + std::strerror(errno));
+    }
+    memory = {static_cast<std::byte*>(pages), size};
+  }
+  try {
+    return std::make_unique<OfiMemoryRegion>(*this, std::span(&memory, 1), access, memory);
+  } catch (...) {
+    if (!memory.empty()) ::munmap(memory.data(), memory.size());
+    throw;
+  }
+}
+
+void OfiTransport::get(const PeerRef& peer, std::span<const std::byte> remote, size_t remote_offset,
+                       MemoryRegion& local, size_t local_offset, size_t size, Completion* done) {
+  start_bulk(BulkKind::kGet, peer, remote, remote_offset, local, local_offset, size, done);
+}
+
+void OfiTransport::put(const PeerRef& peer, std::span<const std::byte> remote, size_t remote_offset,
+                       MemoryRegion& local, size_t local_offset, size_t size, Completion* done) {
+  start_bulk(BulkKind::kPut, peer, remote, remote_offset, local, local_offset, size, done);
+}
+
+void OfiTransport::start_bulk(BulkKind kind, const PeerRef& peer_ref,
+                              std::span<const std::byte> remote, size_t remote_offset,
+                              MemoryRegion& local, size_t local_offset, size_t size,
+                              Completion* done) {
+  const bool read = kind == BulkKind::kGet;
+  const char* what = read ? "get" : "put";
+  auto invalid = [&](const std::string& why) {
+    done->complete({Status::Code::kInvalidArgument, std::string(what) + ": " + why});
+  };
+  if (closed_.load()) {
+    done->complete({Status::Code::kShutdown, scheme_ + " transport closed"});
+    return;
+  }
+  OfiPeer* raw_peer = as_ofi_peer(peer_ref);
+  if (raw_peer == nullptr) return invalid("peer was not looked up by this " + scheme_ + " transport");
+  std::shared_ptr<OfiPeer> peer(peer_ref, raw_peer);
+  auto desc = decode_descriptor(remote);
+  if (!desc) return invalid("malformed remote memory descriptor");
+  auto* region = dynamic_cast<OfiMemoryRegion*>(&local);
+  if (region == nullptr || region->table() != regions_.get()) {
+    return invalid("local region is not registered with this " + scheme_ + " transport");
+  }
+  if (!in_bounds(local_offset, size, region->size())) {
+    return invalid("local range " + range_text(local_offset, size) + " outside a region of " +
+                   std::to_string(region->size()) + " bytes");
+  }
+  if (!in_bounds(remote_offset, size, desc->size)) {
+    return invalid("remote range " + range_text(remote_offset, size) + " outside a region of " +
+                   std::to_string(desc->size) + " bytes at " + peer->address_);
+  }
+  if (read ? !allows_read(desc->access) : !allows_write(desc->access)) {
+    return invalid(std::string("remote region at ") + peer->address_ + " is not " +
+                   (read ? "readable" : "writable"));
+  }
+  if (size == 0) {
+    done->complete(Status::Ok());
+    return;
+  }
+  peer->last_traffic.store(std::chrono::steady_clock::now().time_since_epoch().count(),
+                           std::memory_order_relaxed);
+  peer->lost.store(false, std::memory_order_relaxed);
+
+  auto op = std::make_shared<BulkOp>(BulkOp{done, 0, {}, peer});
+  auto pieces = plan_pieces(region->registered(), local_offset, desc->segments, remote_offset, size,
+                            std::min(options_.bulk_chunk_size, max_rma_), read, op);
+  op->pieces_left = pieces.size();
+  peer->bulk_in_flight.fetch_add(1, std::memory_order_relaxed);
+  post_pieces(std::move(pieces), *peer, what);
+}
+
+void OfiTransport::post_pieces(std::vector<std::unique_ptr<RmaPiece>> pieces, OfiPeer& peer,
+                               const char* what) {
+  std::vector<RmaPiece*> order;
+  order.reserve(pieces.size());
+  std::unique_lock post_lock(post_mutex_);
+  {
+    std::lock_guard lock(ops_mutex_);
+    for (auto& piece : pieces) {
+      order.push_back(piece.get());
+      pieces_.emplace(piece.get(), std::move(piece));
+    }
+  }
+  if (closed_.load()) {
+    post_lock.unlock();
+    fail_bulk(&peer, {Status::Code::kShutdown, scheme_ + " transport closed"});
+    return;
+  }
+  // All in flight at once, in order; from the first piece the provider cannot take, queued.
+  std::vector<std::pair<RmaPiece*, long>> failed;
+  for (RmaPiece* piece : order) {
+    ssize_t rc = post_queue_.empty() ? post_now(piece) : -FI_EAGAIN;
+    if (rc == -FI_EAGAIN) {
+      post_queue_.push_back(piece);
+      has_queued_.store(true, std::memory_order_release);
+    } else if (rc != 0) {
+      failed.emplace_back(piece, static_cast<long>(rc));
+    }
+  }
+  post_lock.unlock();
+  for (auto [piece, rc] : failed) {
+    complete_piece(piece, {Status::Code::kDisconnected, std::string(what) + ": cannot reach " +
+                                                            peer.address_ + ": " +
+                                                            fi_error_text(rc)});
+  }
+}
+
+size_t OfiTransport::complete_piece(RmaPiece* piece, const Status& status) {
+  std::shared_ptr<BulkOp> finished;
+  {
+    std::lock_guard lock(ops_mutex_);
+    auto it = pieces_.find(piece);
+    if (it == pieces_.end()) return 0;
+    auto op = std::move(it->second->op);
+    pieces_.erase(it);
+    if (op->finished) return 0;  // already failed by a loss or close
+    if (!status.ok() && op->first_error.ok()) op->first_error = status;
+    if (--op->pieces_left == 0) {
+      op->finished = true;
+      finished = std::move(op);
+    }
+  }
+  if (!finished) return 0;
+  finished->peer->bulk_in_flight.fetch_sub(1, std::memory_order_relaxed);
+  finished->done->complete(std::move(finished->first_error));  // outside the lock: may start more
+  return 1;
+}
+
+void OfiTransport::fail_bulk(const OfiPeer* peer, const Status& status) {
+  std::vector<std::shared_ptr<BulkOp>> failed;
+  {
+    std::lock_guard lock(ops_mutex_);
+    for (auto& [raw, piece] : pieces_) {
+      auto& op = piece->op;
+      if (op->finished || (peer != nullptr && op->peer.get() != peer)) continue;
+      // The pieces stay until the provider returns them (or the endpoint closes): their memory
+      // may still be in use.
+      op->finished = true;
+      failed.push_back(op);
+    }
+  }
+  for (auto& op : failed) {
+    op->peer->bulk_in_flight.fetch_sub(1, std::memory_order_relaxed);
+    op->done->complete(op->first_error.ok() ? status : op->first_error);
+  }
+}
+
+}  // namespace dango::net::ofi

@@ -1,0 +1,466 @@
+// Setup, peers, send, the progress loop and close of the ofi transport.
+
+#include "net/ofi/ofi_transport.hpp"
+
+#include <rdma/fi_cm.h>
+#include <rdma/fi_endpoint.h>
+#include <rdma/fi_errno.h>
+#include <rdma/fi_eq.h>
+#include <rdma/fi_rma.h>
+#include <spdlog/spdlog.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <random>
+
+#include "dango/common/error.hpp"
+#include "dango/common/log.hpp"
+
+namespace dango::net::ofi {
+namespace {
+
+// Packets larger than this gain nothing (the provider moves big messages by rendezvous anyway)
+// and cost receive-buffer memory: kReceiveBuffers of them are posted per transport.
+constexpr size_t kMaxPacketSize = size_t{64} << 10;
+constexpr size_t kReceiveBuffers = 32;
+constexpr size_t kMaxFreeTxBuffers = 64;
+
+spdlog::logger& logger() {
+  static const auto instance = dango::log::get("net");
+  return *instance;
+}
+
+const bool registered = [] {
+  for (const char* scheme :
+       {"ofi+tcp", "ofi+verbs", "ofi+cxi", "ofi+efa", "ofi+shm", "ofi+sockets"}) {
+    register_transport(scheme, [](std::string_view address, const TransportOptions& options) {
+      return std::unique_ptr<Transport>(std::make_unique<OfiTransport>(address, options));
+    });
+  }
+  return true;
+}();
+
+}  // namespace
+
+OfiTransport::OfiTransport(std::string_view address, const TransportOptions& options)
+    : options_(options), codec_("", 0), regions_(std::make_shared<RegionTable>()) {
+  (void)registered;
+  auto [scheme, location] = split_address(address);
+  scheme_ = std::string(scheme);
+  provider_ = provider_for_scheme(scheme);
+  if (provider_.empty()) {
+    throw NetworkError("ofi transport cannot serve address \"" + std::string(address) + "\"");
+  }
+  if (options_.max_message_size == 0 || options_.bulk_chunk_size == 0) {
+    throw ConfigError(scheme_ + " transport: max_message_size and bulk_chunk_size must be > 0");
+  }
+  const bool listen = options_.listen && !location.empty();
+  HostPort where;
+  // Providers with IP addresses listen where told; the others (shm, cxi, efa: hex names) choose
+  // their own name, whatever follows "://".
+  const bool ip_provider = provider_ == "tcp;ofi_rxm" || provider_ == "verbs;ofi_rxm" ||
+                           provider_ == "sockets";
+  if (listen && ip_provider) where = split_host_port(location, address);
+  InfoPtr info = choose_info(scheme_, provider_, where.host.empty() ? nullptr : where.host.c_str(),
+                             where.host.empty() ? nullptr : where.port.c_str());
+  codec_ = NameCodec(scheme_, info->addr_format);
+  incarnation_ = (uint64_t{std::random_device{}()} << 32) | std::random_device{}() | 1;
+  sender_flags_ = listen ? kSenderListens : 0;
+  try {
+    wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+    if (wake_fd_ < 0 || epoll_fd_ < 0) {
+      throw NetworkError(scheme_ + " transport: cannot create eventfd/epoll");
+    }
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = wake_fd_;
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
+    open_endpoint(*info);
+    post_receive_buffers();
+  } catch (...) {
+    closed_.store(true);
+    teardown();
+    throw;
+  }
+  if (listen) address_ = codec_.to_address(name_);
+  logger().debug("{} transport ready: provider {}, name {}, packet {} B, inject {} B, mr_mode {:#x}",
+                 scheme_, info->fabric_attr->prov_name, codec_.to_address(name_), packet_size_,
+                 inject_size_, mr_mode_);
+}
+
+OfiTransport::~OfiTransport() {
+  close();
+  for (int* fd : {&wake_fd_, &epoll_fd_}) {
+    if (*fd >= 0) ::close(*fd);
+    *fd = -1;
+  }
+}
+
+void OfiTransport::open_endpoint(const fi_info& info) {
+  auto check = [&](int rc, const char* what) {
+    if (rc != 0) {
+      throw NetworkError(scheme_ + " transport: " + what + " failed for provider " +
+                         info.fabric_attr->prov_name + ": " + fi_error_text(rc));
+    }
+  };
+  mr_mode_ = static_cast<uint64_t>(info.domain_attr->mr_mode);
+  inject_size_ = info.tx_attr->inject_size;
+  max_rma_ = info.ep_attr->max_msg_size;
+  packet_size_ = std::min(kMaxPacketSize, info.ep_attr->max_msg_size);
+  check(fi_fabric(info.fabric_attr, &fabric_, nullptr), "fi_fabric");
+  check(fi_domain(fabric_, const_cast<fi_info*>(&info), &domain_, nullptr), "fi_domain");
+
+  fi_cq_attr cq_attr{};
+  cq_attr.format = FI_CQ_FORMAT_MSG;
+  cq_attr.size = info.tx_attr->size + info.rx_attr->size;
+  cq_attr.wait_obj = FI_WAIT_FD;
+  if (fi_cq_open(domain_, &cq_attr, &cq_, nullptr) != 0) {
+    cq_attr.wait_obj = FI_WAIT_NONE;  // progress() naps instead of sleeping on the CQ
+    check(fi_cq_open(domain_, &cq_attr, &cq_, nullptr), "fi_cq_open");
+  } else if (fi_control(&cq_->fid, FI_GETWAIT, &cq_fd_) != 0) {
+    cq_fd_ = -1;
+  }
+  if (cq_fd_ >= 0) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = cq_fd_;
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, cq_fd_, &ev);
+  }
+  fi_av_attr av_attr{};
+  av_attr.type = info.domain_attr->av_type;
+  check(fi_av_open(domain_, &av_attr, &av_, nullptr), "fi_av_open");
+  check(fi_endpoint(domain_, const_cast<fi_info*>(&info), &ep_, nullptr), "fi_endpoint");
+  check(fi_ep_bind(ep_, &av_->fid, 0), "binding the address vector");
+  check(fi_ep_bind(ep_, &cq_->fid, FI_TRANSMIT | FI_RECV), "binding the completion queue");
+  check(fi_enable(ep_), "fi_enable");
+
+  std::vector<std::byte> raw(256);
+  size_t length = raw.size();
+  check(fi_getname(&ep_->fid, raw.data(), &length), "fi_getname");
+  name_ = codec_.normalize({raw.data(), std::min(length, raw.size())});
+  if (name_.empty()) throw NetworkError(scheme_ + " transport: unusable endpoint name");
+  if (packet_size_ <= sizeof(PacketHeader) + name_.size()) {
+    throw NetworkError(scheme_ + " transport: provider messages of " +
+                       std::to_string(packet_size_) + " bytes are too small for a packet header");
+  }
+}
+
+void OfiTransport::register_bytes(std::span<std::byte> bytes, uint64_t access, fid_mr** mr,
+                                  void** desc, uint64_t* key) {
+  uint64_t requested = (mr_mode_ & FI_MR_PROV_KEY) != 0 ? 0 : next_key_.fetch_add(1);
+  int rc = fi_mr_reg(domain_, bytes.data(), bytes.size(), access, 0, requested, 0, mr, nullptr);
+  if (rc == 0 && (mr_mode_ & FI_MR_ENDPOINT) != 0) {
+    rc = fi_mr_bind(*mr, &ep_->fid, 0);
+    if (rc == 0) rc = fi_mr_enable(*mr);
+    if (rc != 0) {
+      fi_close(&(*mr)->fid);
+      *mr = nullptr;
+    }
+  }
+  if (rc != 0) {
+    throw NetworkError(scheme_ + " transport: cannot register " + std::to_string(bytes.size()) +
+                       " bytes of memory: " + fi_error_text(rc));
+  }
+  if (desc != nullptr) *desc = fi_mr_desc(*mr);
+  if (key != nullptr) *key = fi_mr_key(*mr);
+}
+
+void OfiTransport::post_receive_buffers() {
+  const bool local = (mr_mode_ & FI_MR_LOCAL) != 0;
+  for (size_t i = 0; i < kReceiveBuffers; ++i) {
+    auto rx = std::make_unique<RxBuffer>();
+    rx->buffer.bytes = std::make_unique_for_overwrite<std::byte[]>(packet_size_);
+    rx->buffer.capacity = packet_size_;
+    if (local) {
+      register_bytes({rx->buffer.bytes.get(), packet_size_}, FI_RECV, &rx->buffer.mr,
+                     &rx->buffer.desc, nullptr);
+    }
+    ssize_t rc = fi_recv(ep_, rx->buffer.bytes.get(), packet_size_, rx->buffer.desc,
+                         FI_ADDR_UNSPEC, static_cast<OpContext*>(rx.get()));
+    rx_order_.push_back(rx.get());
+    rx_.push_back(std::move(rx));  // owned from here, so teardown releases its registration
+    if (rc != 0) {
+      throw NetworkError(scheme_ + " transport: cannot post a receive buffer: " +
+                         fi_error_text(rc));
+    }
+  }
+}
+
+OfiPeer* OfiTransport::as_ofi_peer(const PeerRef& peer) const {
+  auto* ofi_peer = dynamic_cast<OfiPeer*>(peer.get());
+  return ofi_peer != nullptr && ofi_peer->owner_ == this ? ofi_peer : nullptr;
+}
+
+std::shared_ptr<OfiPeer> OfiTransport::peer_for_name(const std::string& name, bool listens) {
+  std::lock_guard lock(peers_mutex_);
+  auto it = peers_.find(name);
+  if (it != peers_.end()) return it->second;
+  if (closed_.load()) return nullptr;
+  fi_addr_t fi_addr = FI_ADDR_NOTAVAIL;
+  int rc = fi_av_insert(av_, name.data(), 1, &fi_addr, 0, nullptr);
+  if (rc != 1) {
+    logger().warn("{} transport: cannot add {} to the address vector: {}", scheme_,
+                  codec_.to_address(name), fi_error_text(rc));
+    return nullptr;
+  }
+  std::string address = codec_.to_address(name);
+  if (!listens) address += " (client)";
+  auto peer = std::make_shared<OfiPeer>(this, std::move(address), name, fi_addr);
+  peers_.emplace(name, peer);
+  return peer;
+}
+
+PeerRef OfiTransport::lookup(std::string_view address) {
+  std::string key(address);
+  {
+    std::lock_guard lock(peers_mutex_);
+    auto it = aliases_.find(key);
+    if (it != aliases_.end()) return it->second;
+  }
+  std::string name = codec_.parse(address);  // throws on a malformed address
+  auto peer = peer_for_name(name, true);
+  if (!peer) {
+    throw NetworkError(scheme_ + " transport cannot add \"" + key + "\" to its address vector");
+  }
+  std::lock_guard lock(peers_mutex_);
+  if (aliases_.size() > 4096) aliases_.clear();  // names as given are only a cache
+  aliases_.emplace(std::move(key), peer);
+  return peer;
+}
+
+TxBuffer* OfiTransport::acquire_tx() {
+  std::unique_ptr<TxBuffer> tx;
+  {
+    std::lock_guard lock(tx_mutex_);
+    if (!tx_free_.empty()) {
+      tx = std::move(tx_free_.back());
+      tx_free_.pop_back();
+    }
+  }
+  if (!tx) {
+    tx = std::make_unique<TxBuffer>();
+    tx->buffer.bytes = std::make_unique_for_overwrite<std::byte[]>(packet_size_);
+    tx->buffer.capacity = packet_size_;
+    if ((mr_mode_ & FI_MR_LOCAL) != 0) {
+      register_bytes({tx->buffer.bytes.get(), packet_size_}, FI_SEND, &tx->buffer.mr,
+                     &tx->buffer.desc, nullptr);
+    }
+  }
+  TxBuffer* raw = tx.get();
+  std::lock_guard lock(tx_mutex_);
+  tx_in_use_.emplace(raw, std::move(tx));
+  return raw;
+}
+
+void OfiTransport::release_tx(TxBuffer* tx) {
+  tx->peer.reset();
+  std::unique_ptr<TxBuffer> dead;
+  std::lock_guard lock(tx_mutex_);
+  auto it = tx_in_use_.find(tx);
+  if (it == tx_in_use_.end()) return;
+  if (tx_free_.size() < kMaxFreeTxBuffers) {
+    tx_free_.push_back(std::move(it->second));
+  } else {
+    dead = std::move(it->second);  // a burst of large messages: give the memory back
+    if (dead->buffer.mr != nullptr) fi_close(&dead->buffer.mr->fid);
+  }
+  tx_in_use_.erase(it);
+}
+
+TxBuffer* OfiTransport::make_packet(const std::shared_ptr<OfiPeer>& peer, PacketType type,
+                                    uint64_t message_length, uint64_t offset) {
+  TxBuffer* tx = acquire_tx();
+  PacketHeader header;
+  header.type = static_cast<uint8_t>(type);
+  header.flags = sender_flags_;
+  header.name_length = static_cast<uint8_t>(name_.size());
+  header.incarnation = incarnation_;
+  header.destination = peer->incarnation.load(std::memory_order_relaxed);
+  header.message_length = message_length;
+  header.offset = offset;
+  std::byte* out = tx->buffer.bytes.get();
+  std::memcpy(out, &header, sizeof header);
+  std::memcpy(out + sizeof header, name_.data(), name_.size());
+  tx->length = sizeof header + name_.size();
+  tx->peer = peer;
+  tx->may_inject = false;
+  return tx;
+}
+
+std::span<TxBuffer*> OfiTransport::split_into_packets(
+    const std::shared_ptr<OfiPeer>& peer, std::span<const std::span<const std::byte>> parts,
+    size_t total, std::span<TxBuffer*, 1> single, std::vector<TxBuffer*>& many) {
+  // The parts are copied in: the caller may reuse them once send returns.
+  const size_t room = packet_size_ - sizeof(PacketHeader) - name_.size();
+  const size_t count = std::max<size_t>(1, (total + room - 1) / room);
+  std::span<TxBuffer*> packets = single;
+  if (count > 1) {
+    many.resize(count);
+    packets = many;
+  }
+  size_t part = 0, part_offset = 0;
+  for (size_t i = 0; i < count; ++i) {
+    TxBuffer* tx = make_packet(peer, PacketType::kMessage, total, i * room);
+    size_t want = std::min(room, total - i * room);
+    std::byte* out = tx->buffer.bytes.get() + tx->length;
+    while (want > 0) {
+      while (part_offset == parts[part].size()) {  // empty parts
+        ++part;
+        part_offset = 0;
+      }
+      size_t n = std::min(want, parts[part].size() - part_offset);
+      std::memcpy(out, parts[part].data() + part_offset, n);
+      out += n;
+      want -= n;
+      tx->length += n;
+      part_offset += n;
+    }
+    tx->may_inject = true;
+    packets[i] = tx;
+  }
+  return packets;
+}
+
+Status OfiTransport::send(const PeerRef& to, std::span<const std::span<const std::byte>> parts,
+                          SendMode mode) {
+  if (closed_.load(std::memory_order_relaxed)) {
+    return {Status::Code::kShutdown, scheme_ + " transport closed"};
+  }
+  OfiPeer* raw_peer = as_ofi_peer(to);
+  if (raw_peer == nullptr) {
+    return {Status::Code::kInvalidArgument,
+            "peer was not looked up by this " + scheme_ + " transport"};
+  }
+  std::shared_ptr<OfiPeer> peer(to, raw_peer);
+  size_t total = 0;
+  for (const auto& part : parts) total += part.size();
+  if (total > options_.max_message_size) {
+    return {Status::Code::kMessageTooLarge, "message of " + std::to_string(total) + " bytes to " +
+                                                peer->address_ + " exceeds max_message_size " +
+                                                std::to_string(options_.max_message_size)};
+  }
+  peer->last_traffic.store(std::chrono::steady_clock::now().time_since_epoch().count(),
+                           std::memory_order_relaxed);
+  peer->lost.store(false, std::memory_order_relaxed);  // a new contact: report a loss again
+
+  TxBuffer* single[1];
+  std::vector<TxBuffer*> many;
+  std::span<TxBuffer*> packets = split_into_packets(peer, parts, total, single, many);
+  if (mode == SendMode::kBatched) {
+    std::lock_guard lock(batched_mutex_);
+    batched_.insert(batched_.end(), packets.begin(), packets.end());
+    has_batched_.store(true, std::memory_order_release);
+    return Status::Ok();
+  }
+  return post_packets(packets);
+}
+
+void OfiTransport::flush() {
+  if (!has_batched_.load(std::memory_order_acquire)) return;
+  std::vector<TxBuffer*> packets;
+  {
+    std::lock_guard lock(batched_mutex_);
+    packets.swap(batched_);
+    has_batched_.store(false, std::memory_order_release);
+  }
+  // post_packets stops at an immediate failure; the rest (maybe to other peers) go on.
+  for (size_t i = 0; i < packets.size(); ++i) {
+    auto peer = packets[i]->peer;
+    Status status = post_packets({&packets[i], 1});
+    if (!status.ok()) {
+      std::lock_guard lock(deferred_mutex_);
+      deferred_failures_.emplace_back(std::move(peer), status.message);
+      has_deferred_.store(true, std::memory_order_release);
+    }
+  }
+}
+
+ssize_t OfiTransport::post_now(OpContext* op) {
+  if (op->kind == OpContext::Kind::kSend) {
+    auto* tx = static_cast<TxBuffer*>(op);
+    if (tx->may_inject && tx->length <= inject_size_) {
+      ssize_t rc = fi_inject(ep_, tx->buffer.bytes.get(), tx->length, tx->peer->fi_addr.load());
+      if (rc == 0) release_tx(tx);  // the provider copied it; no completion follows
+      return rc;
+    }
+    return fi_send(ep_, tx->buffer.bytes.get(), tx->length, tx->buffer.desc, tx->peer->fi_addr.load(),
+                   op);
+  }
+  auto* piece = static_cast<RmaPiece*>(op);
+  const fi_addr_t to = piece->op->peer->fi_addr.load();
+  if (piece->read) {
+    return fi_read(ep_, piece->local, piece->length, piece->local_desc, to, piece->remote_address,
+                   piece->key, op);
+  }
+  // A put is complete when the bytes are in the remote memory, not merely sent: the owner may
+  // read them as soon as the requester learns of the completion (FI_DELIVERY_COMPLETE).
+  iovec local{piece->local, piece->length};
+  fi_rma_iov remote{piece->remote_address, piece->length, piece->key};
+  fi_msg_rma message{};
+  message.msg_iov = &local;
+  message.desc = &piece->local_desc;
+  message.iov_count = 1;
+  message.addr = to;
+  message.rma_iov = &remote;
+  message.rma_iov_count = 1;
+  message.context = op;
+  return fi_writemsg(ep_, &message, FI_COMPLETION | FI_DELIVERY_COMPLETE);
+}
+
+Status OfiTransport::post_packets(std::span<TxBuffer* const> packets) {
+  std::unique_lock lock(post_mutex_);
+  for (size_t i = 0; i < packets.size(); ++i) {
+    TxBuffer* tx = packets[i];
+    if (closed_.load()) {
+      for (size_t j = i; j < packets.size(); ++j) release_tx(packets[j]);
+      return {Status::Code::kShutdown, scheme_ + " transport closed"};
+    }
+    ssize_t rc = post_queue_.empty() ? post_now(tx) : -FI_EAGAIN;
+    if (rc == -FI_EAGAIN) {
+      post_queue_.push_back(tx);
+      has_queued_.store(true, std::memory_order_release);
+    } else if (rc != 0) {
+      std::string why = "cannot send to " + tx->peer->address_ + ": " + fi_error_text(rc);
+      for (size_t j = i; j < packets.size(); ++j) release_tx(packets[j]);
+      return {Status::Code::kDisconnected, std::move(why)};
+    }
+  }
+  return Status::Ok();
+}
+
+void OfiTransport::drain_post_queue() {
+  if (!has_queued_.load(std::memory_order_acquire)) return;
+  std::vector<std::pair<OpContext*, long>> failed;
+  {
+    std::lock_guard lock(post_mutex_);
+    while (!post_queue_.empty() && !closed_.load()) {
+      OpContext* op = post_queue_.front();
+      ssize_t rc = post_now(op);
+      if (rc == -FI_EAGAIN) break;
+      post_queue_.pop_front();
+      if (rc != 0) failed.emplace_back(op, static_cast<long>(rc));
+    }
+    has_queued_.store(!post_queue_.empty(), std::memory_order_release);
+  }
+  for (auto [op, rc] : failed) fail_post(op, rc);
+}
+
+void OfiTransport::fail_post(OpContext* op, long rc) {
+  if (op->kind == OpContext::Kind::kSend) {
+    auto* tx = static_cast<TxBuffer*>(op);
+    auto peer = tx->peer;
+    release_tx(tx);
+    peer_failed(peer, "send failed: " + fi_error_text(rc));
+  } else if (op->kind == OpContext::Kind::kRma) {
+    auto* piece = static_cast<RmaPiece*>(op);
+    complete_piece(piece, {Status::Code::kDisconnected, "cannot reach " +
+                                                            piece->op->peer->address_ + ": " +
+                                                            fi_error_text(rc)});
+  }
+}
+
+}  // namespace dango::net::ofi
