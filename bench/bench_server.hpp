@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 
+#include "dango/net/transport.hpp"
 #include "dango/rpc/engine.hpp"
 #include "suite.hpp"
 
@@ -15,11 +16,14 @@ namespace dango::bench {
 
 inline constexpr const char* kShutdownRpc = "bench_shutdown";
 
-// The listen address for the server of `transport`, or nullopt when the suites do not know how
-// to measure it (no listen address or no baseline for it yet).
+// The listen address for the server of `transport` (its registered loopback address), or
+// nullopt when no such transport is registered.
 inline std::optional<std::string> server_address(const std::string& transport) {
-  if (transport == "tcp") return "tcp://127.0.0.1:0";
-  return std::nullopt;
+  try {
+    return net::loopback_address(transport);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
 }
 
 // A running rpc_bench_server with `bulk_size` bytes of its own memory (0: no bulk RPCs), and

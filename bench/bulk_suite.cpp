@@ -7,7 +7,10 @@
 // replying. The time is that of the whole RPC, as a client sees it.
 //
 //   pull, push         GiB/s for 4 KiB .. 64 MiB: size / median time of one RPC.
-//                      Baseline: tcp_stream of the same size (the faster of its two modes).
+//                      Baseline: tcp_stream of the same size (the faster of its two modes);
+//                      for sm, cma (one process_vm_readv of the same size).
+//   pull_shared, push_shared (sm only)  the same on memory from Engine::allocate_exposed,
+//                      which the server maps once: baseline memcpy of the same size.
 //   memcpy_bandwidth   informational (no baseline): the copy a same-node transport could reach.
 
 #include <algorithm>
@@ -17,6 +20,7 @@
 #include <cstring>
 #include <exception>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -25,6 +29,7 @@
 #include <vector>
 
 #include "baselines.hpp"
+#include "sm_baselines.hpp"
 #include "dango/net/transport.hpp"
 #include "dango/rpc/engine.hpp"
 #include "bench_server.hpp"
@@ -78,34 +83,72 @@ void run_for_transport(const std::string& transport, const std::string& listen_a
   std::memset(buffer.get(), 0xa5, kMaxSize);  // touched before timing
   const rpc::Bulk memory =
       engine.expose(std::span<std::byte>(buffer.get(), kMaxSize), rpc::Access::kReadWrite);
-  std::vector<StreamResult> streams;
-  std::vector<double> pull, push;
+  // For sm, also transfers on memory from Engine::allocate_exposed: a segment the server maps
+  // once, so that a transfer is a memcpy (cases pull_shared / push_shared, baseline memcpy).
+  const bool same_node = transport == "sm";
+  rpc::ExposedMemory shared;
+  if (same_node) {
+    shared = engine.allocate_exposed(kMaxSize);
+    std::memset(shared.data().data(), 0xa5, kMaxSize);
+  }
+  struct Row {
+    std::string baseline;
+    double baseline_value = 0;
+    std::string mode;  // which tcp_stream mode was faster ("" for other baselines)
+    double pull = 0, push = 0, pull_shared = 0, push_shared = 0, memcpy = 0;
+  };
+  std::vector<Row> rows;
   {
     const BenchServer server(engine, listen_address, kMaxSize);
     for (std::size_t size : kSizes) {
       // Each baseline right before its RPCs, so that a drift of the machine hits both alike.
-      // Meanwhile the idle server sleeps in epoll_wait (past its polling window) and the
-      // client's progress loop does not run (this thread is not waiting): neither steals CPU.
-      streams.push_back(tcp_stream(size, effort));
-      pull.push_back(
-          transfer_gib_per_s(engine, server.endpoint(), kPullRpc, memory, size, options.quick));
-      push.push_back(
-          transfer_gib_per_s(engine, server.endpoint(), kPushRpc, memory, size, options.quick));
+      // Meanwhile the idle server sleeps (past its polling window) and the client's progress
+      // loop does not run (this thread is not waiting): neither steals CPU.
+      Row row;
+      if (same_node) {
+        row.baseline = "cma";
+        row.baseline_value = cma_gib_per_s(size, effort);
+      } else {
+        const StreamResult stream = tcp_stream(size, effort);
+        row.baseline = "tcp_stream";
+        row.baseline_value = stream.gib_per_s;
+        row.mode = stream.polling_gib_per_s >= stream.blocking_gib_per_s ? "poll" : "blocking";
+      }
+      const auto& ep = server.endpoint();
+      row.pull = transfer_gib_per_s(engine, ep, kPullRpc, memory, size, options.quick);
+      row.push = transfer_gib_per_s(engine, ep, kPushRpc, memory, size, options.quick);
+      if (same_node) {
+        row.memcpy = memcpy_bandwidth(size, effort);
+        row.pull_shared = transfer_gib_per_s(engine, ep, kPullRpc, shared.bulk(), size, options.quick);
+        row.push_shared = transfer_gib_per_s(engine, ep, kPushRpc, shared.bulk(), size, options.quick);
+      }
+      rows.push_back(row);
     }
   }
-
   for (std::size_t i = 0; i < std::size(kSizes); ++i) {
-    const std::string mode =
-        streams[i].polling_gib_per_s >= streams[i].blocking_gib_per_s ? "poll" : "blocking";
-    for (const auto& [name, values] : {std::pair{"pull", &pull}, std::pair{"push", &push}}) {
+    const Row& row = rows[i];
+    std::map<std::string, std::string> extra;
+    if (!row.mode.empty()) extra["baseline_mode"] = row.mode;
+    for (const auto& [name, value] : {std::pair{"pull", row.pull}, std::pair{"push", row.push}}) {
       reporter.add({.transport = transport,
                     .case_name = name,
                     .size = kSizes[i],
-                    .value = (*values)[i],
+                    .value = value,
                     .unit = "GiB/s",
-                    .baseline = "tcp_stream",
-                    .baseline_value = streams[i].gib_per_s,
-                    .extra = {{"baseline_mode", mode}}});
+                    .baseline = row.baseline,
+                    .baseline_value = row.baseline_value,
+                    .extra = extra});
+    }
+    if (!same_node) continue;
+    for (const auto& [name, value] :
+         {std::pair{"pull_shared", row.pull_shared}, std::pair{"push_shared", row.push_shared}}) {
+      reporter.add({.transport = transport,
+                    .case_name = name,
+                    .size = kSizes[i],
+                    .value = value,
+                    .unit = "GiB/s",
+                    .baseline = "memcpy",
+                    .baseline_value = row.memcpy});
     }
   }
 }

@@ -7,10 +7,11 @@
 // loop runs in one client ULT.
 //
 //   latency_median, latency_p99    sequential empty RPCs, µs per call. Baseline:
-//                                  tcp_pingpong_poll (median / p99) of the same message size.
+//                                  tcp_pingpong_poll (median / p99) of the same message size;
+//                                  for sm, shm_pingpong (two processes on shared cache lines).
 //   throughput_1, _8, _64          empty RPCs/s with 1, 8, 64 calls outstanding (one ULT keeping
 //                                  N .async() calls in flight). Baseline: the round trips per
-//                                  second of tcp_pingpong_poll.
+//                                  second of that same ping-pong.
 //   inprocess_latency_median       an empty RPC to engine.self() (a function call on the
 //                                  caller's ULT), µs. Baseline: std_function_call.
 //   tcp_pingpong_blocking_median   informational (no baseline): the ping-pong when both sides
@@ -31,6 +32,7 @@
 #include <vector>
 
 #include "baselines.hpp"
+#include "sm_baselines.hpp"
 #include "dango/net/transport.hpp"
 #include "dango/rpc/engine.hpp"
 #include "dango/services/monitor/monitoring.hpp"
@@ -163,8 +165,15 @@ void run_for_transport(const std::string& transport, const std::string& listen_a
                        const Plan& plan, const Options& options, Reporter& reporter) {
   const Effort effort{.quick = options.quick};
   const std::size_t iterations = pingpong_iterations(effort);
-  const PingPongResult blocking = tcp_pingpong_blocking(kEmptyRpcMessageSize, iterations);
-  const PingPongResult poll = tcp_pingpong_poll(kEmptyRpcMessageSize, iterations);
+  // The raw limit of the medium: shared cache lines for sm, a polling TCP ping-pong otherwise
+  // (tcp, and ofi+tcp, which runs over TCP sockets too).
+  const bool same_node = transport == "sm";
+  const std::string baseline = same_node ? "shm_pingpong" : "tcp_pingpong_poll";
+  const PingPongResult poll = same_node ? shm_pingpong(iterations)
+                                        : tcp_pingpong_poll(kEmptyRpcMessageSize, iterations);
+  const std::optional<PingPongResult> blocking =
+      same_node ? std::nullopt
+                : std::optional(tcp_pingpong_blocking(kEmptyRpcMessageSize, iterations));
 
   rpc::Engine engine{rpc::EngineOptions{.address = transport}};  // default options: a client
   std::vector<double> latency;
@@ -192,14 +201,14 @@ void run_for_transport(const std::string& transport, const std::string& listen_a
                 .size = size,
                 .value = median(latency),
                 .unit = "us",
-                .baseline = "tcp_pingpong_poll",
+                .baseline = baseline,
                 .baseline_value = poll.median_us()});
   reporter.add({.transport = transport,
                 .case_name = "latency_p99",
                 .size = size,
                 .value = p99(latency),
                 .unit = "us",
-                .baseline = "tcp_pingpong_poll",
+                .baseline = baseline,
                 .baseline_value = poll.p99_us()});
   for (std::size_t i = 0; i < std::size(kOutstanding); ++i) {
     reporter.add({.transport = transport,
@@ -207,7 +216,7 @@ void run_for_transport(const std::string& transport, const std::string& listen_a
                   .size = size,
                   .value = rates[i],
                   .unit = "ops/s",
-                  .baseline = "tcp_pingpong_poll",
+                  .baseline = baseline,
                   .baseline_value = poll.round_trips_per_s,
                   .extra = {{"outstanding", std::to_string(kOutstanding[i])}}});
   }
@@ -224,11 +233,13 @@ void run_for_transport(const std::string& transport, const std::string& listen_a
                 .unit = "us",
                 .baseline = "latency_median",
                 .baseline_value = median(latency)});
-  reporter.add({.transport = "tcp",
-                .case_name = "tcp_pingpong_blocking_median",
-                .size = size,
-                .value = blocking.median_us(),
-                .unit = "us"});
+  if (blocking) {
+    reporter.add({.transport = transport,
+                  .case_name = "tcp_pingpong_blocking_median",
+                  .size = size,
+                  .value = blocking->median_us(),
+                  .unit = "us"});
+  }
 }
 
 void run_rpc_suite(const Options& options, Reporter& reporter) {

@@ -52,6 +52,7 @@ class OwnedRegion final : public MemoryRegion {
   Access access() const override { return registration_->access(); }
   std::span<const std::span<std::byte>> segments() const override { return {&segment_, 1}; }
   std::vector<std::byte> descriptor() const override { return registration_->descriptor(); }
+  MemoryRegion& registration() override { return registration_->registration(); }
 
  private:
   std::span<std::byte> memory_;

@@ -130,7 +130,9 @@ ExposedMemory EngineImpl::allocate_exposed(size_t size, Access access) {
   }
   std::shared_ptr<net::MemoryRegion> region = allocator->allocate_memory(size, access);
   auto exposure = std::make_shared<detail::Exposure>(this, region->segments(), access, region);
-  exposure->add(*allocator, region);
+  // A transport that shares its allocations uses that region as the registration; otherwise
+  // the pages are registered like any memory (the allocation only owns them).
+  if (allocator->shares_allocated_memory()) exposure->add(*allocator, region);
   ExposedMemory memory;
   if (!region->segments().empty()) memory.data_ = region->segments()[0];
   memory.bulk_ = make_bulk(std::move(exposure), access);

@@ -267,6 +267,14 @@ TEST_P(RpcBulk, AllocatedExposedMemoryIsZeroedAndServesTransfersBothWays) {
   const auto expected = pattern(size, 9);
   EXPECT_TRUE(std::equal(expected.begin(), expected.end(), memory.data().begin()));
   EXPECT_EQ(peers.pull_hash(peers.endpoint, memory.bulk(), 0, size), fnv1a(expected));
+  // As the local side of the client's own transfers too.
+  std::vector<std::byte> server_memory = pattern(size, 10);
+  Bulk remote = peers.server.expose(server_memory, Access::kReadWrite);
+  peers.client.pull(peers.endpoint, remote, 0, memory.bulk(), 0, size);
+  EXPECT_TRUE(std::equal(server_memory.begin(), server_memory.end(), memory.data().begin()));
+  std::fill(memory.data().begin(), memory.data().end(), std::byte{7});
+  peers.client.push(peers.endpoint, remote, 0, memory.bulk(), 0, size);
+  EXPECT_EQ(server_memory[size / 2], std::byte{7});
   // A read-only allocation refuses a push into it before any transfer.
   ExposedMemory read_only = peers.client.allocate_exposed(64, Access::kReadOnly);
   EXPECT_THROW(peers.push_pattern(peers.endpoint, read_only.bulk(), 0, 64, 1), RemoteError);

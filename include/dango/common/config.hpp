@@ -36,7 +36,10 @@ void read_value(const nlohmann::json& json, std::string_view path, T& out) {
     if (!json.is_boolean()) fail(path, "expected a boolean, got " + type_name(json));
     out = json.get<bool>();
   } else if constexpr (std::is_integral_v<T> && std::is_unsigned_v<T>) {
-    if (!json.is_number_unsigned()) fail(path, "expected an unsigned integer, got " + type_name(json));
+    // nlohmann stores a non-negative value built from a signed C++ integer as signed: accept it.
+    if (!json.is_number_integer() || (!json.is_number_unsigned() && json.get<int64_t>() < 0)) {
+      fail(path, "expected an unsigned integer, got " + type_name(json));
+    }
     out = json.get<T>();
   } else if constexpr (std::is_integral_v<T>) {
     if (!json.is_number_integer()) fail(path, "expected an integer, got " + type_name(json));

@@ -64,6 +64,9 @@ class MemoryRegion {
   // Transport-specific bytes that let a peer address this region (a key for tcp; addresses and
   // remote keys for RDMA transports). Sent inside RPC arguments by the rpc layer.
   virtual std::vector<std::byte> descriptor() const = 0;
+  // The transport's own registration behind this region: itself, unless it wraps one (as the
+  // default Transport::allocate_memory does). A transport looks here for its region type.
+  virtual MemoryRegion& registration() { return *this; }
 };
 
 // When a message leaves: at once, or with the next flush (see Transport::send).

@@ -25,6 +25,8 @@ BulkDescriptors descriptors_of(const Exposure& exposure);
 std::span<const std::span<std::byte>> segments_of(const Exposure& exposure);
 }  // namespace detail
 
+// A local Bulk keeps its registration alive: keep it (or a copy) until every transfer that uses
+// it is over — for a handle passed to `.async(...)`, until that call's wait() returned.
 class Bulk {
  public:
   Bulk() = default;

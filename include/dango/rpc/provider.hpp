@@ -20,9 +20,7 @@ class Provider {
   // `pool`: where the provider's handlers run (default: the engine's rpc pool).
   Provider(Engine& engine, ProviderId provider_id, thread::Pool pool = {})
       : engine_(engine), provider_id_(provider_id), pool_(pool.valid() ? pool : engine.rpc_pool()) {}
-  virtual ~Provider() {
-    for (const auto& name : names_) engine_.deregister(name, provider_id_);
-  }
+  virtual ~Provider() { stop_serving(); }
   Provider(const Provider&) = delete;
   Provider& operator=(const Provider&) = delete;
 
@@ -31,6 +29,14 @@ class Provider {
   thread::Pool pool() const { return pool_; }
 
  protected:
+  // Deregisters every RPC of this provider: new requests are answered "no provider". A derived
+  // class whose handlers use its own members calls it first thing in its destructor, since the
+  // base destructor runs only after those members are gone. Idempotent.
+  void stop_serving() {
+    for (const auto& name : names_) engine_.deregister(name, provider_id_);
+    names_.clear();
+  }
+
   // Serves RPC `name` for this provider with member function `method` of the derived class
   // (which may take `const Request&` first), or with any callable.
   template <class Method>

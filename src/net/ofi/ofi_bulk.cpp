@@ -168,7 +168,7 @@ void OfiTransport::start_bulk(BulkKind kind, const PeerRef& peer_ref,
   std::shared_ptr<OfiPeer> peer(peer_ref, raw_peer);
   auto desc = decode_descriptor(remote);
   if (!desc) return invalid("malformed remote memory descriptor");
-  auto* region = dynamic_cast<OfiMemoryRegion*>(&local);
+  auto* region = dynamic_cast<OfiMemoryRegion*>(&local.registration());
   if (region == nullptr || region->table() != regions_.get()) {
     return invalid("local region is not registered with this " + scheme_ + " transport");
   }

@@ -147,7 +147,7 @@ void SmTransport::start_bulk(BulkKind kind, const PeerRef& peer_ref,
   if (peer == nullptr) return invalid("peer was not looked up by this sm transport");
   auto desc = decode_descriptor(remote);
   if (!desc) return invalid("malformed remote memory descriptor");
-  auto* region = dynamic_cast<SmMemoryRegion*>(&local);
+  auto* region = dynamic_cast<SmMemoryRegion*>(&local.registration());
   if (region == nullptr || region->table() != regions_.get()) {
     return invalid("local region is not registered with this sm transport");
   }

@@ -73,7 +73,7 @@ void TcpTransport::start_bulk(BulkKind kind, const PeerRef& peer_ref,
   if (peer == nullptr) return invalid("peer was not looked up by this tcp transport");
   auto desc = decode_descriptor(remote);
   if (!desc) return invalid("malformed remote memory descriptor");
-  auto* region = dynamic_cast<TcpMemoryRegion*>(&local);
+  auto* region = dynamic_cast<TcpMemoryRegion*>(&local.registration());
   if (region == nullptr || region->table() != regions_.get()) {
     return invalid("local region is not registered with this tcp transport");
   }
