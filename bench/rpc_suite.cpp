@@ -19,6 +19,9 @@
 //   monitored_latency_median       sequential empty RPCs with monitoring on at both ends
 //                                  (dango::monitor), µs. Baseline: latency_median of this run,
 //                                  so the ratio is what monitoring costs.
+//   ult_sleep_200us                this_ult::sleep_for(200 µs) in a ULT of an idle engine (its
+//                                  progress loop asleep in the kernel), µs actually slept.
+//                                  Baseline: std::this_thread::sleep_for(200 µs) on an OS thread.
 
 #include <algorithm>
 #include <chrono>
@@ -29,14 +32,16 @@
 #include <iostream>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "baselines.hpp"
-#include "sm_baselines.hpp"
+#include "bench_server.hpp"
 #include "dango/net/transport.hpp"
 #include "dango/rpc/engine.hpp"
 #include "dango/services/monitor/monitoring.hpp"
-#include "bench_server.hpp"
+#include "dango/thread/thread.hpp"
+#include "sm_baselines.hpp"
 #include "suite.hpp"
 
 namespace dango::bench {
@@ -161,6 +166,28 @@ double std_function_call_us(const Plan& plan) {
   });
 }
 
+constexpr auto kShortSleep = std::chrono::microseconds(200);
+
+// Median time, in µs, that `sleep` took over `samples` calls (after a few warm-up ones).
+double sleep_median_us(std::size_t samples, const std::function<void()>& sleep) {
+  std::vector<double> us;
+  for (std::size_t i = 0; i < samples + 3; ++i) {
+    const Stopwatch watch;
+    sleep();
+    if (i >= 3) us.push_back(watch.elapsed_us());
+  }
+  return median(std::move(us));
+}
+
+// A short ULT sleep once the engine has been idle long enough for its progress loop to sleep
+// in the kernel: the timer, not the next network event, must end the sleep.
+double ult_sleep_us(rpc::Engine& engine, std::size_t samples) {
+  return in_ult<double>(engine, [&] {
+    thread::this_ult::sleep_for(std::chrono::milliseconds(50));  // past the polling window
+    return sleep_median_us(samples, [] { thread::this_ult::sleep_for(kShortSleep); });
+  });
+}
+
 void run_for_transport(const std::string& transport, const std::string& listen_address,
                        const Plan& plan, const Options& options, Reporter& reporter) {
   const Effort effort{.quick = options.quick};
@@ -169,8 +196,8 @@ void run_for_transport(const std::string& transport, const std::string& listen_a
   // (tcp, and ofi+tcp, which runs over TCP sockets too).
   const bool same_node = transport == "sm";
   const std::string baseline = same_node ? "shm_pingpong" : "tcp_pingpong_poll";
-  const PingPongResult poll = same_node ? shm_pingpong(iterations)
-                                        : tcp_pingpong_poll(kEmptyRpcMessageSize, iterations);
+  const PingPongResult poll =
+      same_node ? shm_pingpong(iterations) : tcp_pingpong_poll(kEmptyRpcMessageSize, iterations);
   const std::optional<PingPongResult> blocking =
       same_node ? std::nullopt
                 : std::optional(tcp_pingpong_blocking(kEmptyRpcMessageSize, iterations));
@@ -193,6 +220,10 @@ void run_for_transport(const std::string& transport, const std::string& listen_a
     monitored_latency = sequential_latency_us(engine, server.endpoint(), plan.latency_iterations);
   }
   const double inprocess = inprocess_latency_us(engine, plan);
+  const std::size_t sleeps = options.quick ? 50 : 300;
+  const double ult_sleep = ult_sleep_us(engine, sleeps);
+  const double thread_sleep =
+      sleep_median_us(sleeps, [] { std::this_thread::sleep_for(kShortSleep); });
   const double function_call = std_function_call_us(plan);
 
   const std::uint64_t size = kEmptyRpcMessageSize;
@@ -233,6 +264,12 @@ void run_for_transport(const std::string& transport, const std::string& listen_a
                 .unit = "us",
                 .baseline = "latency_median",
                 .baseline_value = median(latency)});
+  reporter.add({.transport = transport,
+                .case_name = "ult_sleep_200us",
+                .value = ult_sleep,
+                .unit = "us",
+                .baseline = "thread_sleep_200us",
+                .baseline_value = thread_sleep});
   if (blocking) {
     reporter.add({.transport = transport,
                   .case_name = "tcp_pingpong_blocking_median",

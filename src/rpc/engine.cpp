@@ -594,8 +594,11 @@ void EngineImpl::finalize() {
 }
 
 void EngineImpl::wait_for_finalize() {
-  // finalize() already ran: nobody would ever ask again.
-  if (finalized_.load(std::memory_order_acquire)) return;
+  // finalize() already ran (or runs on another thread): nobody would ever ask again.
+  if (finalized_.load(std::memory_order_acquire)) {
+    finalize_done_.wait();
+    return;
+  }
   waiting_for_finalize_.store(true, std::memory_order_release);
   finalize_requested_.wait();
   waiting_for_finalize_.store(false, std::memory_order_release);
@@ -603,8 +606,16 @@ void EngineImpl::wait_for_finalize() {
 }
 
 void EngineImpl::do_finalize() {
-  if (finalized_.exchange(true)) return;
+  // Another thread finalizes: return once it is done, so that the caller may destroy the
+  // engine.
+  if (finalized_.exchange(true)) {
+    finalize_done_.wait();
+    return;
+  }
   finalizing_.store(true, std::memory_order_release);
+  // A wait_for_finalize() that began before finalized_ was set must wake up, not wait for a
+  // request that will never come.
+  if (!finalize_asked_.exchange(true)) finalize_requested_.set_value();
   const auto deadline = std::chrono::steady_clock::now() + options_.finalize_timeout;
   while (handlers_running_.load(std::memory_order_acquire) > 0 &&
          std::chrono::steady_clock::now() < deadline) {
@@ -642,6 +653,7 @@ void EngineImpl::do_finalize() {
   free_calls_.clear();
   for (IncomingRequest* request : free_requests_) delete request;
   free_requests_.clear();
+  finalize_done_.set_value();
 }
 
 // --- Engine facade ---------------------------------------------------------------------------

@@ -162,6 +162,7 @@ class EngineImpl final : public net::MessageHandler {
   std::atomic<bool> waiting_for_finalize_{false};
   std::atomic<bool> finalize_asked_{false};  // finalize_requested_ is set once
   thread::Eventual<void> finalize_requested_;
+  thread::Eventual<void> finalize_done_;  // set when do_finalize() has returned
   std::mutex callbacks_mutex_;
   std::vector<std::function<void()>> finalize_callbacks_;
   thread::Ult progress_ult_;

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <climits>
 
+#include "common/epoll_wait.hpp"
 #include "dango/common/log.hpp"
 #include "rpc/engine_impl.hpp"
 #include "spdlog/spdlog.h"
@@ -21,7 +22,8 @@ void EngineImpl::progress_loop() {
   while (!stop_progress_.load(std::memory_order_acquire)) {
     size_t events = 0;
     const size_t count = transport_count_.load(std::memory_order_acquire);
-    for (size_t i = 0; i < count; ++i) events += transports_[i]->progress(std::chrono::microseconds(0));
+    for (size_t i = 0; i < count; ++i)
+      events += transports_[i]->progress(std::chrono::microseconds(0));
     auto now = Clock::now();
     if (events > 0) last_activity = now;
     if (events > 0 || now - last_activity < options_.progress_poll) {
@@ -94,9 +96,9 @@ size_t EngineImpl::wait_on_transports(std::chrono::nanoseconds timeout) {
   for (size_t i = 0; i < count; ++i) {
     if (!transports_[i]->prepare_wait()) return 1;
   }
-  auto ms = std::chrono::ceil<std::chrono::milliseconds>(timeout).count();
   epoll_event events[8];
-  int n = ::epoll_wait(wait_epoll_, events, 8, static_cast<int>(std::min<int64_t>(ms, INT_MAX)));
+  int n = dango::detail::epoll_wait_for(wait_epoll_, events, 8,
+                                        std::chrono::ceil<std::chrono::microseconds>(timeout));
   return n > 0 ? static_cast<size_t>(n) : 0;
 }
 

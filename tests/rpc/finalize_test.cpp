@@ -143,6 +143,26 @@ TEST_P(RpcFinalize, FinalizeFromAnotherThreadReleasesWaitForFinalize) {
   other.join();
 }
 
+// finalize() from a plain thread racing the main thread's entry into wait_for_finalize(): both
+// orders, and everything in between, end with one finalize and both threads returned.
+TEST_P(RpcFinalize, FinalizeFromAnotherThreadRacingWaitForFinalizeNeverHangs) {
+  for (int round = 0; round < 40; ++round) {
+    Engine server{loopback()};
+    std::atomic<bool> go{false};
+    std::thread other([&] {
+      while (!go.load()) {
+      }
+      for (int spin = 0; spin < round * 50; ++spin)
+        std::atomic_signal_fence(std::memory_order_seq_cst);
+      server.finalize();  // finalizes, or asks the waiting main thread to
+    });
+    go.store(true);
+    server.wait_for_finalize();
+    EXPECT_TRUE(server.finalized());
+    other.join();
+  }
+}
+
 TEST_P(RpcFinalize, WaitForFinalizeAfterFinalizeReturnsAtOnce) {
   Engine server{loopback()};
   server.finalize();

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <climits>
 
+#include "common/epoll_wait.hpp"
 #include "dango/common/log.hpp"
 #include "net/ofi/ofi_transport.hpp"
 
@@ -143,7 +144,7 @@ void OfiTransport::wait_for_work(std::chrono::microseconds timeout) {
   auto wait = std::min<std::chrono::microseconds>(
       timeout, std::max(std::chrono::duration_cast<std::chrono::microseconds>(until_check),
                         std::chrono::microseconds(1000)));
-  int ms = static_cast<int>(std::min<int64_t>((wait.count() + 999) / 1000, INT_MAX));
+  const int ms = static_cast<int>(std::min<int64_t>((wait.count() + 999) / 1000, INT_MAX));
   waiting_.store(true);
   // Pairs with interrupt(): either it sees waiting_ and writes the eventfd, or we see its flag.
   if (!interrupt_pending_.exchange(false) && !has_queued_.load() && !has_batched_.load()) {
@@ -151,7 +152,7 @@ void OfiTransport::wait_for_work(std::chrono::microseconds timeout) {
       fid* fids[] = {&cq_->fid};
       if (fi_trywait(fabric_, fids, 1) == FI_SUCCESS) {
         epoll_event events[4];
-        ::epoll_wait(epoll_fd_, events, 4, ms);
+        dango::detail::epoll_wait_for(epoll_fd_, events, 4, wait);
       }
     } else {
       pollfd wake{wake_fd_, POLLIN, 0};

@@ -7,6 +7,7 @@
 #include <climits>
 #include <cstring>
 
+#include "common/epoll_wait.hpp"
 #include "net/sm/sm_internal.hpp"
 #include "net/sm/sm_transport.hpp"
 
@@ -20,6 +21,7 @@ constexpr unsigned kPassesPerEpoll = 64;
 constexpr size_t kMaxRecordsPerPass = 256;
 constexpr size_t kMaxPacketsPerPass = 64;
 constexpr int kMaxEvents = 64;
+constexpr std::chrono::microseconds kNoWait{0};
 // A reassembly buffer larger than this is freed after its message rather than kept.
 constexpr size_t kKeptReassemblyBytes = size_t{4} << 20;
 
@@ -33,7 +35,7 @@ size_t SmTransport::progress(std::chrono::microseconds timeout) {
   if (armed_) disarm_all();
   if (waiting_.load(std::memory_order_relaxed)) waiting_.store(false);
   size_t handled = poll_once();
-  if (after_sleep || ++passes_ % kPassesPerEpoll == 0) handled += poll_events(0);
+  if (after_sleep || ++passes_ % kPassesPerEpoll == 0) handled += poll_events(kNoWait);
   if (handled > 0 || timeout.count() <= 0 || closed_.load()) return handled;
   if (sm_.busy_poll.count() > 0) {
     auto deadline = std::chrono::steady_clock::now() + std::min(sm_.busy_poll, timeout);
@@ -42,15 +44,16 @@ size_t SmTransport::progress(std::chrono::microseconds timeout) {
       if (interrupt_pending_.exchange(false)) return 0;
     }
   }
-  int timeout_ms = static_cast<int>(std::min<int64_t>((timeout.count() + 999) / 1000, INT_MAX));
   if (!prepare_wait()) {
     // Work is pending. If it is only messages waiting for room in a peer's ring, nap: a reader
     // that frees room sends no wake-up.
-    handled = poll_once() + poll_events(0);
-    if (handled == 0 && overflow_pending_) handled = poll_events(std::min(timeout_ms, 1));
+    handled = poll_once() + poll_events(kNoWait);
+    if (handled == 0 && overflow_pending_)
+      handled =
+          poll_events(std::min<std::chrono::microseconds>(timeout, std::chrono::milliseconds(1)));
     return handled;
   }
-  handled = poll_events(timeout_ms);
+  handled = poll_events(timeout);
   waiting_.store(false);
   disarm_all();
   return handled + poll_once();
@@ -122,10 +125,10 @@ size_t SmTransport::poll_once() {
   return handled;
 }
 
-size_t SmTransport::poll_events(int timeout_ms) {
+size_t SmTransport::poll_events(std::chrono::microseconds timeout) {
   graveyard_.clear();  // no event of an earlier epoll_wait refers to these any more
   epoll_event events[kMaxEvents];
-  int n = ::epoll_wait(epoll_fd_.get(), events, kMaxEvents, timeout_ms);
+  int n = dango::detail::epoll_wait_for(epoll_fd_.get(), events, kMaxEvents, timeout);
   if (n < 0) {
     if (errno != EINTR) sm_logger().error("epoll_wait failed: {}", std::strerror(errno));
     return 0;

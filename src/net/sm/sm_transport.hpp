@@ -277,7 +277,7 @@ class SmTransport final : public Transport {
 
   // sm_progress.cpp
   size_t poll_once();
-  size_t poll_events(int timeout_ms);
+  size_t poll_events(std::chrono::microseconds timeout);
   size_t read_ring(Connection& c);
   // Reads every record left in the ring of a connection whose peer closed it.
   size_t drain_ring(Connection& c);

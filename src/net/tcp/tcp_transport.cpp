@@ -16,6 +16,7 @@
 #include <system_error>
 
 #include "dango/common/error.hpp"
+#include "common/epoll_wait.hpp"
 #include "dango/common/log.hpp"
 
 namespace dango::net::tcp {
@@ -423,16 +424,16 @@ size_t TcpTransport::progress(std::chrono::microseconds timeout) {
   if (!graveyard_.empty()) graveyard_.clear();
   if (connecting_count_.load(std::memory_order_relaxed) > 0) check_connect_timeouts();
 
-  int timeout_ms = 0;
+  auto wait = std::chrono::microseconds(0);
   if (blocking) {
-    timeout_ms = static_cast<int>(std::min<int64_t>((timeout.count() + 999) / 1000, INT_MAX));
+    wait = timeout;
     waiting_.store(true);
     // Pairs with interrupt(): either it sees waiting_ and writes the eventfd, or we see its
     // flag here; an interrupt is never lost and costs no syscall when nobody waits.
-    if (interrupt_pending_.exchange(false)) timeout_ms = 0;
+    if (interrupt_pending_.exchange(false)) wait = std::chrono::microseconds(0);
   }
   epoll_event events[kMaxEvents];
-  int n = ::epoll_wait(epoll_fd_, events, kMaxEvents, timeout_ms);
+  int n = dango::detail::epoll_wait_for(epoll_fd_, events, kMaxEvents, wait);
   if (blocking) waiting_.store(false);
   if (n < 0) {
     if (errno != EINTR) logger().error("epoll_wait failed: {}", error_text(errno));
