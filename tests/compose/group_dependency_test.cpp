@@ -18,15 +18,16 @@ namespace {
 using namespace testing;
 using rpc::testing::eventually;
 
-// A group section for tests: probes every 200 ms; `suspicion` bounds how long a silent member
-// takes to be declared dead.
+// A group section for tests: probes every 200 ms (a ping waits 150 ms for its ack); `suspicion`
+// bounds how long a silent member takes to be declared dead, and is long enough that a member
+// slowed down by a loaded machine (or a sanitizer) is not.
 nlohmann::json group_section(const std::string& file, std::chrono::milliseconds suspicion) {
   return {{"name", "store"},
           {"bootstrap", "file"},
           {"file", file},
           {"swim",
            {{"period_ms", 200},
-            {"ping_timeout_ms", 100},
+            {"ping_timeout_ms", 150},
             {"suspicion_timeout_ms", suspicion.count()}}}};
 }
 
@@ -111,7 +112,7 @@ TEST_F(GroupDeployment, ThreeDaemonsFromOneConfigResolveNameAtGroupAndStopWithSh
   const std::string group_file = dir_.file("store.group");
   // Every member serves a counter "c" and a relay to "c@group": the first member (in view
   // order) already serving "c" when the relay starts, possibly itself.
-  const nlohmann::json config = {{"group", group_section(group_file, 3000ms)},
+  const nlohmann::json config = {{"group", group_section(group_file, 5000ms)},
                                  {"providers",
                                   {{{"name", "c"}, {"type", "counter"}, {"provider_id", 1}},
                                    {{"name", "r"},
