@@ -1,7 +1,6 @@
 // Resolution of a provider's dependencies: local names, name@address, name@group.
 
 #include <algorithm>
-#include <thread>
 
 #include "dango/common/config.hpp"
 #include "dango/common/log.hpp"
