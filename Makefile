@@ -16,7 +16,8 @@ $(BUILD)/CMakeCache.txt: | deps
 build: deps $(BUILD)/CMakeCache.txt
 	@cmake --build $(BUILD) -j $(JOBS)
 
-# Runs the default example: a server process and a client process talking over TCP.
+# Runs the default example: dango-daemon from examples/default.json, the demo client against
+# it, dango-ctl stats and shutdown (scripts/run-example).
 run: build
 	@scripts/run-example
 

@@ -1,8 +1,15 @@
-# Fails when the first C++ block of README.md differs from examples/00_hello/hello.cpp.
+# Fails when the first block of README.md fenced as FENCE (default cpp) differs from EXAMPLE.
+if(NOT FENCE)
+  set(FENCE cpp)
+endif()
 file(READ ${README} readme)
 file(READ ${EXAMPLE} example)
-string(FIND "${readme}" "```cpp\n" start)
-math(EXPR start "${start} + 7")
+string(FIND "${readme}" "```${FENCE}\n" start)
+if(start EQUAL -1)
+  message(FATAL_ERROR "README.md has no ```${FENCE} block")
+endif()
+string(LENGTH "```${FENCE}\n" fence_length)
+math(EXPR start "${start} + ${fence_length}")
 string(SUBSTRING "${readme}" ${start} -1 rest)
 string(FIND "${rest}" "```" end)
 string(SUBSTRING "${rest}" 0 ${end} block)

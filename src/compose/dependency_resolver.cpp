@@ -1,7 +1,6 @@
 // Resolution of a provider's dependencies: local names, name@address, name@group.
 
 #include <algorithm>
-#include <thread>
 
 #include "dango/common/config.hpp"
 #include "dango/common/log.hpp"
@@ -51,6 +50,11 @@ std::optional<ResolvedDependency> find_remote(const DependencyRef& ref, const st
   return std::nullopt;
 }
 
+// Pauses before the next attempt: inside a handler (add-provider) this ULT only; on the
+// primary thread (the daemon starting) while running its stream, so that the process keeps
+// answering its peers (a member joining through it, a peer resolving its own dependencies).
+void pause_before_retry() { thread::this_ult::sleep_for(std::chrono::milliseconds(100)); }
+
 ResolvedDependency resolve_at_address(const DependencyRef& ref, const std::string& path,
                                       rpc::Engine& engine, std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -68,33 +72,47 @@ ResolvedDependency resolve_at_address(const DependencyRef& ref, const std::strin
         fail(path, "\"" + ref.spec + "\": cannot be resolved: " + e.what());
       }
     }
-    // Inside a handler (add-provider), sleep this ULT only.
-    if (thread::this_ult::inside()) {
-      thread::this_ult::sleep_for(std::chrono::milliseconds(100));
-    } else {
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
+    pause_before_retry();
   }
 }
 
-ResolvedDependency resolve_in_group(const DependencyRef& ref, const std::string& path,
-                                    const std::vector<RunningProvider>& running,
-                                    rpc::Engine& engine, const GroupMembership* group) {
-  if (group == nullptr) fail(path, "\"" + ref.spec + "\" needs a \"group\" section");
-  std::string unreachable;
-  for (const auto& member : group->members()) {
+// One pass over the members in order; the first serving `ref.name` wins. `why` collects the
+// members that did not answer.
+std::optional<ResolvedDependency> find_in_group(const DependencyRef& ref,
+                                                const std::vector<RunningProvider>& running,
+                                                rpc::Engine& engine, const GroupMembership& group,
+                                                std::string& why) {
+  why.clear();
+  for (const auto& member : group.members()) {
     if (is_own_address(engine, member)) {
-      if (auto found = find_local(ref, running, engine)) return *found;
+      if (auto found = find_local(ref, running, engine)) return found;
       continue;
     }
     try {
       if (auto found = find_remote(ref, member, engine, std::chrono::milliseconds(2000))) {
         found->spec = ref.spec;
-        return *found;
+        return found;
       }
     } catch (const Error& e) {
-      unreachable += std::string(unreachable.empty() ? "" : "; ") + e.what();
+      why += std::string(why.empty() ? "" : "; ") + e.what();
     }
+  }
+  return std::nullopt;
+}
+
+// Members of one deployment start in any order: until `timeout`, a member that has not joined
+// yet or is still starting its providers may be the one serving the dependency.
+ResolvedDependency resolve_in_group(const DependencyRef& ref, const std::string& path,
+                                    const std::vector<RunningProvider>& running,
+                                    rpc::Engine& engine, const GroupMembership* group,
+                                    std::chrono::milliseconds timeout) {
+  if (group == nullptr) fail(path, "\"" + ref.spec + "\" needs a \"group\" section");
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::string unreachable;
+  while (true) {
+    if (auto found = find_in_group(ref, running, engine, *group, unreachable)) return *found;
+    if (std::chrono::steady_clock::now() >= deadline) break;
+    pause_before_retry();
   }
   fail(path, "\"" + ref.spec + "\": no member of the group serves a provider named \"" + ref.name +
                  "\"" + (unreachable.empty() ? "" : " (" + unreachable + ")"));
@@ -121,7 +139,7 @@ std::map<std::string, std::vector<ResolvedDependency>> resolve_dependencies(
       } else if (ref.where == DependencyRef::Where::kAddress) {
         dep = resolve_at_address(ref, slot_path, engine, timeout);
       } else {
-        dep = resolve_in_group(ref, slot_path, running, engine, group);
+        dep = resolve_in_group(ref, slot_path, running, engine, group, timeout);
       }
       if (slot != slots.end() && !slot->type.empty() && dep->type != slot->type) {
         fail(slot_path, "\"" + ref.spec + "\" is of type \"" + dep->type + "\", expected \"" +

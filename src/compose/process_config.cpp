@@ -224,9 +224,11 @@ std::vector<size_t> start_order(const std::vector<ProviderConfig>& providers) {
     stack.push_back(i);
     for (const auto& [slot, refs] : providers[i].dependencies) {
       for (const auto& ref : refs) {
-        if (ref.where != DependencyRef::Where::kLocal) continue;
+        // "name@group" orders too when this process has a provider of that name: the process
+        // may be the member that serves it.
+        if (ref.where == DependencyRef::Where::kAddress) continue;
         auto it = index.find(ref.name);
-        if (it == index.end()) continue;  // reported by validate_provider
+        if (it == index.end()) continue;  // reported by validate_provider (local), or remote
         if (marks[it->second] == Mark::kVisiting) {
           std::string cycle;
           auto from = std::find(stack.begin(), stack.end(), it->second);

@@ -2,6 +2,9 @@
 // configuration a running process reports, compared as a subset, with its address written
 // ADDRESS) and configs/invalid.json (input or raw text -> the one error message, checked in
 // this process and, for every case, against dango-daemon: the message on stderr, exit code 2).
+// An error may come from validation or from starting the process (a component that finds its
+// config unusable, e.g. a store without a path). In both files @DIR@ stands for a fresh
+// temporary directory (stores and group files go there).
 
 #include <gtest/gtest.h>
 
@@ -27,27 +30,37 @@ std::vector<Case> load_cases(const std::string& file) {
   return cases;
 }
 
-std::string case_text(const nlohmann::json& data) {
-  return data.contains("text") ? data["text"].get<std::string>() : data["input"].dump();
+// Replaces every occurrence of `from` in `text` by `to`.
+std::string replaced(std::string text, const std::string& from, const std::string& to) {
+  for (size_t pos = 0; (pos = text.find(from, pos)) != std::string::npos; pos += to.size()) {
+    text.replace(pos, from.size(), to);
+  }
+  return text;
+}
+
+// The case's config text, its @DIR@ standing for `dir`.
+std::string case_text(const nlohmann::json& data, const TempDir& dir) {
+  const std::string text =
+      data.contains("text") ? data["text"].get<std::string>() : data["input"].dump();
+  return replaced(text, "@DIR@", dir.path().string());
 }
 
 std::string case_name(const ::testing::TestParamInfo<Case>& info) { return info.param.name; }
 
-// Replaces every occurrence of `address` by "ADDRESS".
-nlohmann::json normalized(const nlohmann::json& json, const std::string& address) {
-  std::string text = json.dump();
-  for (size_t pos; (pos = text.find(address)) != std::string::npos;) {
-    text.replace(pos, address.size(), "ADDRESS");
-  }
-  return nlohmann::json::parse(text);
+// Writes the process's address as ADDRESS and the temporary directory as @DIR@.
+nlohmann::json normalized(const nlohmann::json& json, const std::string& address,
+                          const TempDir& dir) {
+  return nlohmann::json::parse(
+      replaced(replaced(json.dump(), address, "ADDRESS"), dir.path().string(), "@DIR@"));
 }
 
 class ValidConfig : public ::testing::TestWithParam<Case> {};
 
 TEST_P(ValidConfig, RunsAndReportsItsEffectiveConfiguration) {
   const auto& data = GetParam().data;
-  Process process{ProcessConfig::parse(case_text(data), {})};
-  const auto effective = normalized(process.query(), process.address());
+  TempDir dir;
+  Process process{ProcessConfig::parse(case_text(data, dir), {})};
+  const auto effective = normalized(process.query(), process.address(), dir);
   EXPECT_TRUE(contains(effective, data["effective"])) << effective.dump(2);
   process.stop();
 }
@@ -59,11 +72,12 @@ class InvalidConfig : public ::testing::TestWithParam<Case> {};
 
 TEST_P(InvalidConfig, IsRejectedWithOneMessageNamingTheKey) {
   const auto& data = GetParam().data;
+  TempDir dir;
   try {
-    ProcessConfig::parse(case_text(data), {});
+    Process process{ProcessConfig::parse(case_text(data, dir), {})};
     FAIL() << "accepted";
   } catch (const ConfigError& e) {
-    EXPECT_EQ(std::string(e.what()), data["error"].get<std::string>());
+    EXPECT_EQ(replaced(e.what(), dir.path().string(), "@DIR@"), data["error"].get<std::string>());
   }
 }
 
@@ -76,9 +90,9 @@ TEST(DaemonConfig, EveryInvalidConfigMakesTheDaemonExitWithCodeTwoAndTheMessage)
     // Through stdin (-c -); modules come from the module path here, so the list of known
     // types in that one message may differ: the key path and the reason are compared.
     auto result = run(bin("dango-daemon"), {"-c", "-", "--module-path", module_dir()}, dir,
-                      case_text(c.data));
+                      case_text(c.data, dir));
     EXPECT_EQ(result.code, 2) << c.name << ": " << result.err;
-    std::string expected = c.data["error"];
+    std::string expected = replaced(c.data["error"], "@DIR@", dir.path().string());
     expected = expected.substr(0, expected.find(" (registered:"));
     EXPECT_NE(result.err.find("invalid configuration: " + expected), std::string::npos)
         << c.name << ": " << result.err;

@@ -273,13 +273,5 @@ TEST_F(Daemons, CtlSaysWhenAProcessIsUnreachableSilentOrNotADaemon) {
       << no_monitoring.err;
 }
 
-TEST_F(Daemons, ShutdownOfAGroupWithoutGroupSupportSaysSo) {
-  write_file(dir_.file("store.group"), "tcp://127.0.0.1:1\n");
-  auto result = ctl(dir_, {"shutdown", "--group", dir_.file("store.group")});
-  EXPECT_EQ(result.code, 1);
-  EXPECT_NE(result.err.find("--group: this dango-ctl has no group support"), std::string::npos)
-      << result.err;
-}
-
 }  // namespace
 }  // namespace dango::compose

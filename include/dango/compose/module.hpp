@@ -17,12 +17,13 @@
 //   };
 //   DANGO_REGISTER_MODULE(kv, KvModule)
 //
-// A built-in module is registered when its shared library is loaded (the daemon links every
-// component library); any other one is a shared library found on the module path
-// (--module-path DIR:DIR, or DANGO_MODULE_PATH) as `libdango-module-<type>.so` or
-// `<type>.so`, loaded with dlopen the first time a provider of that type is configured, and
-// never unloaded. An out-of-tree module links dango::compose (find_package(dango)) and uses the
-// same macro.
+// A built-in module is registered when its shared library is loaded: a component's module.cpp
+// builds as libdango-module-<type>.so (dango::<type>_module), which dango-daemon and dango-ctl
+// link, so the component's own library never depends on this layer. Any other module is a
+// shared library found on the module path (--module-path DIR:DIR, or DANGO_MODULE_PATH) as
+// `libdango-module-<type>.so` or `<type>.so`, loaded with dlopen the first time a provider of
+// that type is configured, and never unloaded. An out-of-tree module links dango::compose
+// (find_package(dango)) and uses the same macro.
 //
 // Life of a provider in the daemon: validate() for every provider before anything starts;
 // then create() in dependency order (a provider's local dependencies are created first and

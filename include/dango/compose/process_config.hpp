@@ -77,7 +77,8 @@ const Module& validate_provider(const ProviderConfig& provider, std::string_view
                                 const std::vector<std::string>& pools,
                                 const std::vector<std::string>& module_path);
 
-// The providers' start order: each after its local dependencies, otherwise as written.
+// The providers' start order: each after its local dependencies (and after the providers of
+// this process named by its "name@group" ones), otherwise as written.
 // Throws ConfigError naming the first dependency on a cycle ("providers[0].dependencies.a:
 // dependency cycle a -> b -> a").
 std::vector<size_t> start_order(const std::vector<ProviderConfig>& providers);

@@ -1,0 +1,104 @@
+// The "kv" provider type of dango-daemon: a kv::Provider made from the provider's "config",
+// which is kv::ProviderOptions in JSON (see include/dango/services/kv/options.hpp):
+//
+//   {"name": "meta", "type": "kv", "provider_id": 1,
+//    "config": {"databases": [{"name": "meta", "type": "rocksdb",
+//                              "config": {"path": "/tmp/store/meta"}}]}}
+//
+// Validation (before anything starts) checks the options, that database names are unique and
+// that every backend type is registered; a backend's own options ("path", "sync", ...) are
+// checked when the provider opens the store. Either way the error is a ConfigError whose key
+// path starts with the provider's ("providers[0].config.databases[0].config.path: ...").
+// Built as libdango-module-kv.so (see the top CMakeLists.txt).
+
+#include "dango/compose/module.hpp"
+
+#include <memory>
+#include <set>
+
+#include "dango/common/config.hpp"
+#include "dango/services/kv/provider.hpp"
+#include "dango/services/kv/types.hpp"
+#include "dango/thread/sync.hpp"
+
+namespace dango::kv {
+namespace {
+
+// Options read from `config` and checked as far as possible without opening a store.
+ProviderOptions checked_options(const nlohmann::json& config, std::string_view path) {
+  ProviderOptions options = ProviderOptions::from_json(config, path);
+  std::set<std::string> known;
+  for (const auto& backend : available_backends()) known.insert(backend.name);
+  std::set<std::string> names;
+  for (size_t i = 0; i < options.databases.size(); ++i) {
+    const DatabaseConfig& db = options.databases[i];
+    const std::string db_path = config::join(config::join(path, "databases"), i);
+    if (!names.insert(db.name).second) {
+      config::fail(config::join(db_path, "name"), "duplicate database name \"" + db.name + "\"");
+    }
+    if (!known.count(db.type)) {
+      std::string list;
+      for (const auto& name : known) list += (list.empty() ? "" : ", ") + name;
+      config::fail(config::join(db_path, "type"),
+                   "unknown backend \"" + db.type + "\" (available: " + list + ")");
+    }
+  }
+  return options;
+}
+
+// The provider's errors name keys relative to its options ("databases[0].config.path: ...");
+// the daemon's user wants them from the process's root.
+[[noreturn]] void rethrow_with_path(const ConfigError& e, const std::string& config_path) {
+  throw ConfigError(config_path + "." + e.what());
+}
+
+class KvComponent : public compose::Component {
+ public:
+  explicit KvComponent(const compose::ComponentArgs& args) {
+    ProviderOptions options = checked_options(args.config, args.config_path);
+    try {
+      provider_ =
+          std::make_unique<Provider>(args.engine, args.provider_id, std::move(options), args.pool);
+    } catch (const ConfigError& e) {
+      rethrow_with_path(e, args.config_path);
+    }
+  }
+
+  nlohmann::json config() const override {
+    std::lock_guard lock(mutex_);
+    return provider_ ? provider_->config() : stopped_config_;
+  }
+
+  // Stops serving, then closes every database: the stores write what they buffer (RocksDB and
+  // LevelDB their memtables' log, LMDB its last transaction) and release their files.
+  void stop() override {
+    std::unique_ptr<Provider> closing;
+    {
+      std::lock_guard lock(mutex_);
+      if (!provider_) return;
+      stopped_config_ = provider_->config();
+      closing = std::move(provider_);
+    }
+    closing.reset();
+  }
+
+ private:
+  mutable thread::Mutex mutex_;  // guards provider_ against config() during stop()
+  std::unique_ptr<Provider> provider_;
+  nlohmann::json stopped_config_;
+};
+
+class KvModule : public compose::Module {
+ public:
+  void validate(const nlohmann::json& config, std::string_view path) const override {
+    (void)checked_options(config, path);
+  }
+  std::unique_ptr<compose::Component> create(const compose::ComponentArgs& args) const override {
+    return std::make_unique<KvComponent>(args);
+  }
+};
+
+}  // namespace
+}  // namespace dango::kv
+
+DANGO_REGISTER_MODULE(kv, ::dango::kv::KvModule)
