@@ -5,6 +5,8 @@
 //    "config": {"databases": [{"name": "meta", "type": "rocksdb",
 //                              "config": {"path": "/tmp/store/meta"}}]}}
 //
+// or, for one database, {"config": {"database": {"type": "rocksdb", "path": "/tmp/store/meta"}}}.
+//
 // Validation (before anything starts) checks the options, that database names are unique and
 // that every backend type is registered; a backend's own options ("path", "sync", ...) are
 // checked when the provider opens the store. Either way the error is a ConfigError whose key
@@ -30,9 +32,12 @@ ProviderOptions checked_options(const nlohmann::json& config, std::string_view p
   std::set<std::string> known;
   for (const auto& backend : available_backends()) known.insert(backend.name);
   std::set<std::string> names;
+  // "databases" come first, then the single "database" if there is one.
+  const size_t listed = options.databases.size() - (config.contains("database") ? 1 : 0);
   for (size_t i = 0; i < options.databases.size(); ++i) {
     const DatabaseConfig& db = options.databases[i];
-    const std::string db_path = config::join(config::join(path, "databases"), i);
+    const std::string db_path = i < listed ? config::join(config::join(path, "databases"), i)
+                                           : config::join(path, "database");
     if (!names.insert(db.name).second) {
       config::fail(config::join(db_path, "name"), "duplicate database name \"" + db.name + "\"");
     }
@@ -55,7 +60,9 @@ ProviderOptions checked_options(const nlohmann::json& config, std::string_view p
 class KvComponent : public compose::Component {
  public:
   explicit KvComponent(const compose::ComponentArgs& args) {
-    ProviderOptions options = checked_options(args.config, args.config_path);
+    (void)checked_options(args.config, args.config_path);
+    // Read again relative to the provider's config: its errors are then prefixed once below.
+    ProviderOptions options = ProviderOptions::from_json(args.config);
     try {
       provider_ =
           std::make_unique<Provider>(args.engine, args.provider_id, std::move(options), args.pool);

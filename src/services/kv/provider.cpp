@@ -41,7 +41,9 @@ ProviderState::ProviderState(rpc::Engine& engine, ProviderOptions options)
   std::vector<DatabaseConfig> initial = std::move(options_.databases);
   options_.databases.clear();
   for (size_t i = 0; i < initial.size(); ++i) {
-    add_database(initial[i], false, "databases[" + std::to_string(i) + "].config");
+    const std::string& path = initial[i].config_path;
+    add_database(initial[i], false,
+                 path.empty() ? "databases[" + std::to_string(i) + "].config" : path);
   }
 }
 

@@ -47,6 +47,36 @@ TEST(KvProviderOptions, UnknownKeysAndWrongTypesNameTheKeyPath) {
             std::string::npos);
 }
 
+TEST(KvProviderOptions, ASingleDatabaseTakesItsBackendOptionsNextToItsType) {
+  auto options = ProviderOptions::from_json(
+      json::parse(R"({"database": {"type": "rocksdb", "path": "/tmp/x", "sync": true}})"));
+  ASSERT_EQ(options.databases.size(), 1u);
+  EXPECT_EQ(options.databases[0].name, "default");
+  EXPECT_EQ(options.databases[0].type, "rocksdb");
+  EXPECT_EQ(options.databases[0].config, json::parse(R"({"path": "/tmp/x", "sync": true})"));
+  EXPECT_EQ(options.databases[0].config_path, "database");
+  auto named = ProviderOptions::from_json(
+      json::parse(R"({"databases": [{"name": "a"}], "database": {"name": "b"}})"));
+  ASSERT_EQ(named.databases.size(), 2u);
+  EXPECT_EQ(named.databases[1].name, "b");
+  EXPECT_EQ(named.databases[1].type, "map");
+  EXPECT_EQ(config_error(json::parse(R"({"databases": [{"name": "default"}], "database": {}})")),
+            "database.name: database \"default\" is also listed in \"databases\"");
+  EXPECT_EQ(config_error(json::parse(R"({"database": {"name": ""}})")),
+            "database.name: must not be empty");
+}
+
+TEST(KvProvider, ASingleDatabasesBackendErrorsNameTheKeysAsWritten) {
+  rpc::Engine engine{"tcp://127.0.0.1:0"};
+  try {
+    Provider provider(engine, 1,
+                      ProviderOptions::from_json(json::parse(R"({"database": {"colour": 1}})")));
+    FAIL() << "expected ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()), "database.colour: unknown key");
+  }
+}
+
 TEST(KvProvider, UnknownBackendTypeIsAnErrorListingTheAvailableOnes) {
   rpc::Engine engine{"tcp://127.0.0.1:0"};
   std::string message;

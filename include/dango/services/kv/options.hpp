@@ -6,6 +6,11 @@
 //   {"databases": [{"name": "meta", "type": "rocksdb",
 //                   "config": {"path": "/tmp/meta", "sync": true}}],
 //    "max_key_size": 4096, "inline_limit": 16384}
+//
+// A provider of a single database may say "database" instead, with the backend's options next
+// to "type" (the form of the daemon configs in DESIGN.md); its name is "default" unless given:
+//
+//   {"database": {"type": "rocksdb", "path": "/tmp/meta", "sync": true}}
 
 #include <chrono>
 #include <cstddef>
@@ -24,9 +29,15 @@ struct DatabaseConfig {
   std::string type = "map";
   // The backend's options (see backends/<type>.cpp), e.g. {"path": "/tmp/db", "sync": true}.
   nlohmann::json config = nlohmann::json::object();
+  // Where `config` was read in JSON ("databases[0].config", "database"), so that the backend's
+  // errors name the key the user wrote; empty when built in C++ (the provider then names it
+  // by position).
+  std::string config_path{};
 
   // Reads {"name", "type", "config"}; throws ConfigError naming the key.
   static DatabaseConfig from_json(const nlohmann::json& json, std::string_view path);
+  // Reads the single-database form {"name"?, "type"?, <backend options>...}.
+  static DatabaseConfig from_flat_json(const nlohmann::json& json, std::string_view path);
   nlohmann::json to_json() const;
 };
 
