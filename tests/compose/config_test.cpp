@@ -46,6 +46,8 @@ std::string case_text(const nlohmann::json& data, const TempDir& dir) {
 }
 
 std::string case_name(const ::testing::TestParamInfo<Case>& info) { return info.param.name; }
+// Names the case in test listings (CTest shows the parameter) instead of dumping its bytes.
+void PrintTo(const Case& c, std::ostream* out) { *out << c.name; }
 
 // Writes the process's address as ADDRESS and the temporary directory as @DIR@.
 nlohmann::json normalized(const nlohmann::json& json, const std::string& address,
