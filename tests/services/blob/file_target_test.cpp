@@ -267,6 +267,30 @@ TEST_F(FileTarget, MappedWritesCanBeTurnedOffAndAreNeverUsedWithDirectIo) {
             std::string::npos);
 }
 
+TEST_F(FileTarget, AnErasedRegionsSpaceIsNotReusedWhileAWriteIntoItIsInProgress) {
+  const nlohmann::json config =
+      target_config("file", dir_.path(), "main", {{"capacity", 4 * 4096}}).config;
+  auto backend = find_backend("file")->make(config, {.target_name = "main", .config_path = "t"});
+  RegionId erased, other;
+  ASSERT_TRUE(backend->create(3 * 4096, erased).ok());
+  ASSERT_TRUE(backend->create(4096, other).ok());  // the target is full
+  const auto data = pattern(3 * 4096, 12);
+  ASSERT_TRUE(backend->write(erased, 0, data).ok());
+  DirectAccess in_progress;  // a pull into the region, still running
+  if (!backend->direct_write(erased, 0, data.size(), in_progress)) {
+    GTEST_SKIP() << "the file system under " << dir_.path() << " gave the file holes";
+  }
+  ASSERT_TRUE(backend->erase(erased).ok());
+  EXPECT_EQ(backend->write(erased, 0, data).code, ErrorCode::kUnknownRegion);
+  RegionId reused;
+  EXPECT_EQ(backend->create(3 * 4096, reused).code, ErrorCode::kNoSpace);
+  std::fill(in_progress.bytes.begin(), in_progress.bytes.end(), std::byte{0xee});  // it lands
+  in_progress = {};                                                                // and ends
+  ASSERT_TRUE(backend->create(3 * 4096, reused).ok());
+  const Usage usage = backend->usage();
+  EXPECT_EQ(usage.used_bytes + usage.free_bytes, usage.capacity);
+}
+
 TEST_F(FileTarget, LargeWritesReadBackTheSameMappedOrStaged) {
   for (const bool mapped : {true, false}) {
     const std::string name = mapped ? "mapped" : "staged";

@@ -9,7 +9,10 @@
 // Durability: persist() fdatasyncs the range (mapped writes included: they dirty the same page
 // cache), then the journal up to the region's create record.
 // An erased extent is reused only once its erase record is durable, so that a crash can never
-// bring back a region whose space another region has already overwritten.
+// bring back a region whose space another region has already overwritten, and once no read,
+// write or persist that found the region before the erase is still using it (a write racing an
+// erase either lands in the old extent, whose bytes nobody reads again, or fails with
+// kUnknownRegion).
 //
 // Config: {"path": required, "capacity": bytes of a new target (default 1 GiB; an existing
 // target keeps its own), "direct_io": false, "io_engine": "auto" | "io_uring" | "psync",
@@ -129,7 +132,7 @@ class FileBackend final : public Backend {
             .capacity = options_.capacity,
             .used_bytes = used_bytes_,
             // Space waiting for its erase record to be durable counts as free: create() makes it
-            // so when it needs the space.
+            // so when it needs the space (unless an operation still uses the erased region).
             .free_bytes = allocator_->free_bytes() + pending_free_bytes_,
             .free_extents = allocator_->free_extents()};
   }
@@ -216,6 +219,7 @@ class FileBackend final : public Backend {
       if ((page & 1) == 0) return false;
     }
     out.bytes = {map_ + at, size};
+    out.keep_alive = region.users;  // the extent stays the region's until the pull is done
     return true;
   }
 
@@ -240,8 +244,10 @@ class FileBackend final : public Backend {
     const uint64_t sequence =
         journal_->append({.kind = JournalRecord::Kind::kErase, .id = id.number()}, error);
     if (sequence == 0) return io_status("cannot append to the journal", error);
-    pending_free_.push_back(
-        {.offset = it->second.offset, .size = it->second.size, .sequence = sequence});
+    pending_free_.push_back({.offset = it->second.offset,
+                             .size = it->second.size,
+                             .sequence = sequence,
+                             .users = it->second.users});
     pending_free_bytes_ += allocator_->round_up(it->second.size);
     used_bytes_ -= allocator_->round_up(it->second.size);
     regions_.erase(it);
@@ -260,9 +266,14 @@ class FileBackend final : public Backend {
     uint64_t offset = 0;    // extent start in the data file
     uint64_t size = 0;      // bytes the region holds
     uint64_t sequence = 0;  // journal sequence of its create record (0: from an earlier run)
+    // Held by every copy that locate() hands to an operation in progress (and by a direct
+    // write's access): the extent of an erased region is not reused while one is held, so a
+    // write racing the erase lands in space nobody else has.
+    std::shared_ptr<const char> users = std::make_shared<const char>(0);
   };
   struct PendingFree {
     uint64_t offset, size, sequence;  // the extent, and the erase record that frees it
+    std::weak_ptr<const char> users;  // operations still using the extent
   };
 
   // ---- opening --------------------------------------------------------------------------------
@@ -390,7 +401,7 @@ class FileBackend final : public Backend {
     const uint64_t synced = journal_->synced_sequence();
     size_t kept = 0;
     for (const PendingFree& pending : pending_free_) {
-      if (pending.sequence <= synced) {
+      if (pending.sequence <= synced && pending.users.expired()) {
         allocator_->release(pending.offset, pending.size);
         pending_free_bytes_ -= allocator_->round_up(pending.size);
       } else {
