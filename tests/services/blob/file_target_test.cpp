@@ -218,7 +218,8 @@ TEST_F(FileTarget, ManyErasesCompactTheJournalAndKeepTheLayout) {
 }
 
 TEST_F(FileTarget, CachedPagesAreOfferedForDirectWritesThatPersistLikeWrites) {
-  const nlohmann::json config = target_config("file", dir_.path()).config;
+  const nlohmann::json config =
+      target_config("file", dir_.path(), "main", {{"mapped_writes", true}}).config;
   const BackendType* type = find_backend("file");
   ASSERT_NE(type, nullptr);
   auto data = pattern(3 * 4096 + 100, 7);
@@ -262,14 +263,15 @@ TEST_F(FileTarget, MappedWritesCanBeTurnedOffAndAreNeverUsedWithDirectIo) {
     DirectAccess access;
     EXPECT_FALSE(backend->direct_write(id, 0, data.size(), access)) << name;
   }
-  BlobServer server{options({{"mapped_writes", false}})};
+  BlobServer server{options()};
   EXPECT_NE(server.provider->targets().front().config.find("\"mapped_writes\":false"),
             std::string::npos);
 }
 
 TEST_F(FileTarget, AnErasedRegionsSpaceIsNotReusedWhileAWriteIntoItIsInProgress) {
   const nlohmann::json config =
-      target_config("file", dir_.path(), "main", {{"capacity", 4 * 4096}}).config;
+      target_config("file", dir_.path(), "main", {{"capacity", 4 * 4096}, {"mapped_writes", true}})
+          .config;
   auto backend = find_backend("file")->make(config, {.target_name = "main", .config_path = "t"});
   RegionId erased, other;
   ASSERT_TRUE(backend->create(3 * 4096, erased).ok());
