@@ -81,6 +81,12 @@ class Backend {
   virtual Status read(RegionId id, uint64_t offset, std::span<std::byte> out) = 0;
   // Makes the range and the region's existence durable.
   virtual Status persist(RegionId id, uint64_t offset, uint64_t size) = 0;
+  // Starts moving the range to stable storage without waiting for it (a hint that persist() is
+  // likely to follow, so that the device works while the rest of a transfer arrives). A no-op
+  // by default, and for ranges it cannot find. Cost: one system call, not the device's write.
+  virtual void start_persist(RegionId id, uint64_t offset, uint64_t size) {
+    (void)id, (void)offset, (void)size;
+  }
   virtual Status get_size(RegionId id, uint64_t& size) = 0;
   virtual Status erase(RegionId id) = 0;
   // Every live region, in id order.
@@ -93,6 +99,15 @@ class Backend {
     (void)id, (void)offset, (void)size, (void)out;
     return Status::Fail(ErrorCode::kInternal,
                         std::string(type()) + " targets have no direct access");
+  }
+
+  // For targets without direct access: the region's bytes to pull a write straight into, when
+  // the backend can offer them cheaply for this range (file: its mapped file, when the range's
+  // pages are in memory). False: move the data through staging buffers and write(). Writes
+  // into `out.bytes` are durable after persist(), as with write().
+  virtual bool direct_write(RegionId id, uint64_t offset, uint64_t size, DirectAccess& out) {
+    (void)id, (void)offset, (void)size, (void)out;
+    return false;
   }
 
   // Asks the backend to delete its data (files) when it is destroyed, i.e. once the last request

@@ -26,6 +26,12 @@ class IoEngine {
   virtual int read(std::span<std::byte> out, uint64_t offset) = 0;
   // fdatasync of [offset, offset + size) (the kernel may sync more); 0, or an errno.
   virtual int sync(uint64_t offset, uint64_t size) = 0;
+  // Starts the writeback of [offset, offset + size) (sync_file_range WRITE: the device's write is
+  // not awaited, nor is anything made durable); 0, or an errno.
+  virtual int start_writeback(uint64_t offset, uint64_t size) = 0;
+  // fdatasync of another open file `fd` (the target's journal), waiting the way sync() does;
+  // 0, or an errno.
+  virtual int sync_file(int fd) = 0;
 };
 
 enum class IoEngineKind : uint8_t {

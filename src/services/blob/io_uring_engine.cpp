@@ -5,6 +5,7 @@
 // A ring per target rather than per execution stream: simpler, and the lock is held only for
 // submission and reaping.
 
+#include <fcntl.h>
 #include <liburing.h>
 
 #include <cerrno>
@@ -71,6 +72,20 @@ class UringEngine final : public IoEngine {
       sqe->off = offset;
       sqe->len = size <= UINT32_MAX ? static_cast<uint32_t>(size) : 0;
     });
+    return n < 0 ? -n : 0;
+  }
+
+  int start_writeback(uint64_t offset, uint64_t size) override {
+    const int n = run([&](io_uring_sqe* sqe) {
+      io_uring_prep_sync_file_range(sqe, fd_, static_cast<unsigned>(chunk(size)), offset,
+                                    SYNC_FILE_RANGE_WRITE);
+    });
+    return n < 0 ? -n : 0;
+  }
+
+  int sync_file(int fd) override {
+    const int n =
+        run([&](io_uring_sqe* sqe) { io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC); });
     return n < 0 ? -n : 0;
   }
 

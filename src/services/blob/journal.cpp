@@ -111,34 +111,38 @@ Journal::Journal(std::string path, uint64_t uuid, bool create,
   }
 }
 
-Journal::~Journal() {
-  if (fd_ >= 0) ::close(fd_);
+Journal::~Journal() = default;
+
+Journal::OpenFile::~OpenFile() {
+  if (fd >= 0) ::close(fd);
 }
 
 void Journal::create_file() {
-  fd_ = write_new_file(path_, uuid_, {});
-  if (fd_ < 0) io_failure("cannot create the journal", path_, errno);
+  const int fd = write_new_file(path_, uuid_, {});
+  if (fd < 0) io_failure("cannot create the journal", path_, errno);
+  file_ = std::make_shared<const OpenFile>(fd);
   if (const int error = sync_parent_directory(path_); error != 0) {
     io_failure("cannot sync the folder of", path_, error);
   }
 }
 
 void Journal::replay_file(uint64_t uuid, const std::function<void(const JournalRecord&)>& replay) {
-  fd_ = ::open(path_.c_str(), O_RDWR | O_CLOEXEC);
-  if (fd_ < 0) {
+  const int fd = ::open(path_.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) {
     if (errno == ENOENT) {
       throw Error(ErrorCode::kCorruption,
                   "the journal " + path_ + " of an existing target is missing");
     }
     io_failure("cannot open the journal", path_, errno);
   }
+  file_ = std::make_shared<const OpenFile>(fd);
   struct stat info {};
-  if (::fstat(fd_, &info) != 0) io_failure("cannot stat the journal", path_, errno);
+  if (::fstat(fd, &info) != 0) io_failure("cannot stat the journal", path_, errno);
   std::vector<std::byte> bytes(static_cast<size_t>(info.st_size));
   size_t done = 0;
   while (done < bytes.size()) {
     const ssize_t n =
-        ::pread(fd_, bytes.data() + done, bytes.size() - done, static_cast<off_t>(done));
+        ::pread(fd, bytes.data() + done, bytes.size() - done, static_cast<off_t>(done));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) io_failure("cannot read the journal", path_, n < 0 ? errno : EIO);
     done += static_cast<size_t>(n);
@@ -164,7 +168,7 @@ void Journal::replay_file(uint64_t uuid, const std::function<void(const JournalR
   end_ = offset;
   if (offset != bytes.size()) {
     // A torn or damaged tail: later appends go where it started, so replay never meets it.
-    if (::ftruncate(fd_, static_cast<off_t>(offset)) != 0 || ::fdatasync(fd_) != 0) {
+    if (::ftruncate(fd, static_cast<off_t>(offset)) != 0 || ::fdatasync(fd) != 0) {
       io_failure("cannot cut the torn tail of the journal", path_, errno);
     }
   }
@@ -174,7 +178,7 @@ uint64_t Journal::append(const JournalRecord& record, int& error) {
   std::byte bytes[kRecordSize];
   encode(record, bytes);
   std::lock_guard lock(append_mutex_);
-  error = write_all(fd_, bytes, kRecordSize, end_);
+  error = write_all(file_->fd, bytes, kRecordSize, end_);
   if (error != 0) {
     // A partial record would fail its checksum on replay, and the next append overwrites it.
     return 0;
@@ -184,20 +188,21 @@ uint64_t Journal::append(const JournalRecord& record, int& error) {
   return appended_.fetch_add(1) + 1;
 }
 
-int Journal::sync_through(uint64_t sequence) {
+int Journal::sync_through(uint64_t sequence, const Datasync& datasync) {
   if (synced_.load(std::memory_order_acquire) >= sequence) return 0;
-  std::lock_guard sync_lock(sync_mutex_);
-  if (synced_.load(std::memory_order_acquire) >= sequence) return 0;
-  int fd;
+  std::shared_ptr<const OpenFile> file;
   uint64_t covered;
   {
     std::lock_guard lock(append_mutex_);
-    fd = fd_;
+    file = file_;  // stays open through a concurrent rewrite()
     covered = appended_.load();
   }
-  // rewrite() takes sync_mutex_ too, so fd stays open during the fdatasync.
-  if (::fdatasync(fd) != 0) return errno;
-  synced_.store(covered, std::memory_order_release);
+  const int error = datasync ? datasync(file->fd) : (::fdatasync(file->fd) == 0 ? 0 : errno);
+  if (error != 0) return error;
+  uint64_t synced = synced_.load(std::memory_order_acquire);
+  while (synced < covered &&
+         !synced_.compare_exchange_weak(synced, covered, std::memory_order_acq_rel)) {
+  }
   return 0;
 }
 
@@ -209,7 +214,6 @@ uint64_t Journal::records_in_file() const {
 int Journal::rewrite(const std::vector<JournalRecord>& live) {
   std::vector<std::byte> body(live.size() * kRecordSize);
   for (size_t i = 0; i < live.size(); ++i) encode(live[i], body.data() + i * kRecordSize);
-  std::lock_guard sync_lock(sync_mutex_);
   std::lock_guard lock(append_mutex_);
   const std::string temporary = path_ + ".tmp";
   const int fd = write_new_file(temporary, uuid_, body);
@@ -221,8 +225,7 @@ int Journal::rewrite(const std::vector<JournalRecord>& live) {
     return error;
   }
   const int error = sync_parent_directory(path_);
-  ::close(fd_);
-  fd_ = fd;
+  file_ = std::make_shared<const OpenFile>(fd);
   end_ = kHeaderSize + body.size();
   records_in_file_ = live.size();
   synced_.store(appended_.load(), std::memory_order_release);

@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -42,9 +43,14 @@ class Journal {
   // Appends a record (to the page cache: not yet durable); its sequence number, or 0 with
   // `error` set to the errno of a failed write (nothing was appended then).
   uint64_t append(const JournalRecord& record, int& error);
-  // Makes every record up to sequence `sequence` durable (one fdatasync covers all appended so
-  // far; concurrent callers share it). 0, or an errno.
-  int sync_through(uint64_t sequence);
+  // How a record reaches the disk: fdatasync of the journal's open file `fd`; 0, or an errno.
+  // The default blocks the calling thread; a target passes its IoEngine's, which does not block
+  // the execution stream.
+  using Datasync = std::function<int(int fd)>;
+  // Makes every record up to sequence `sequence` durable: one fdatasync covers all appended so
+  // far, and none is made when an earlier one already covered `sequence`. Callers do not wait
+  // for each other (concurrent ones each sync; the file system merges them). 0, or an errno.
+  int sync_through(uint64_t sequence, const Datasync& datasync = {});
   // Every record up to this sequence number is durable.
   uint64_t synced_sequence() const { return synced_.load(std::memory_order_acquire); }
   // Records in the file (for deciding when to compact).
@@ -61,11 +67,19 @@ class Journal {
   void create_file();
   void replay_file(uint64_t uuid, const std::function<void(const JournalRecord&)>& replay);
 
+  // The open journal file; a sync in progress keeps the file it syncs open through a rewrite().
+  struct OpenFile {
+    int fd = -1;
+    explicit OpenFile(int descriptor) : fd(descriptor) {}
+    OpenFile(const OpenFile&) = delete;
+    OpenFile& operator=(const OpenFile&) = delete;
+    ~OpenFile();
+  };
+
   std::string path_;
   uint64_t uuid_;
-  int fd_ = -1;
-  mutable std::mutex append_mutex_;  // guards fd_, end_, records_in_file_
-  std::mutex sync_mutex_;            // one fdatasync at a time
+  std::shared_ptr<const OpenFile> file_;
+  mutable std::mutex append_mutex_;  // guards file_, end_, records_in_file_
   uint64_t end_ = kHeaderSize;
   uint64_t records_in_file_ = 0;
   std::atomic<uint64_t> appended_{0};  // sequence numbers handed out

@@ -167,7 +167,22 @@ protocol::CreateReply ProviderState::create_write_persist(const rpc::Request& re
   }
   RegionId id;
   Status status = backend.create(size, id);
-  if (status.ok()) status = write_payload(request.source(), backend, id, 0, payload);
+  if (status.ok() && payload.bulk.size() != 0 && !backend.supports_direct_access()) {
+    // A target with storage of its own: the region's creation becomes durable (its journal
+    // sync) while the data crosses the network, so that persist then only syncs the data.
+    Status created;
+    thread::Ult durable = pool_.spawn([&] { created = backend.persist(id, 0, 0); });
+    try {
+      status = write_payload(request.source(), backend, id, 0, payload);
+    } catch (...) {
+      durable.join();  // it uses `backend` and `id`
+      throw;
+    }
+    durable.join();
+    if (status.ok()) status = std::move(created);
+  } else if (status.ok()) {
+    status = write_payload(request.source(), backend, id, 0, payload);
+  }
   if (status.ok()) status = backend.persist(id, 0, size);
   if (!status.ok()) {
     if (id.valid()) backend.erase(id);  // no half-made region is left behind

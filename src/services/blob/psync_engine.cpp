@@ -1,5 +1,6 @@
 // The psync IoEngine (see io_engine.hpp), and the choice between engines.
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -42,7 +43,14 @@ class PsyncEngine final : public IoEngine {
     return 0;
   }
 
-  int sync(uint64_t, uint64_t) override { return ::fdatasync(fd_) == 0 ? 0 : errno; }
+  int sync(uint64_t, uint64_t) override { return sync_file(fd_); }
+  int start_writeback(uint64_t offset, uint64_t size) override {
+    return ::sync_file_range(fd_, static_cast<off_t>(offset), static_cast<off_t>(size),
+                             SYNC_FILE_RANGE_WRITE) == 0
+               ? 0
+               : errno;
+  }
+  int sync_file(int fd) override { return ::fdatasync(fd) == 0 ? 0 : errno; }
 
  private:
   int fd_;

@@ -10,9 +10,7 @@ StagingPool::StagingPool(rpc::Engine& engine, size_t buffer_size, size_t buffers
     : buffer_size_(buffer_size) {
   buffers_.reserve(buffers);
   for (size_t i = 0; i < buffers; ++i) {
-    AlignedBuffer memory(buffer_size, 4096);
-    rpc::Bulk bulk = engine.expose(memory.span(), rpc::Access::kReadWrite);
-    buffers_.push_back({std::move(memory), std::move(bulk)});
+    buffers_.push_back(engine.allocate_exposed(buffer_size, rpc::Access::kReadWrite));
     free_.push_back(i);
   }
 }

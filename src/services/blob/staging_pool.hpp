@@ -1,13 +1,8 @@
 #pragma once
 // StagingPool: the registered buffers through which a provider moves data between the network
 // and targets that keep data outside memory (file). Each buffer is engine-owned exposed memory
-// page-aligned (so fit for O_DIRECT) and exposed once for the pool's life: no registration per
-// transfer.
-//
-// Why not Engine::allocate_exposed (which would give same-node peers a shared segment): over tcp
-// its memory cannot be the local side of a pull or push (the transport refuses the wrapped
-// registration: "local region is not registered with this tcp transport"), so the pool exposes
-// its own memory until the engine allows it.
+// (Engine::allocate_exposed: whole pages, so fit for O_DIRECT), registered once for the pool's
+// life with every transport of the engine: no registration per transfer.
 
 #include <cstddef>
 #include <optional>
@@ -18,7 +13,6 @@
 #include "dango/rpc/bulk.hpp"
 #include "dango/rpc/engine.hpp"
 #include "dango/thread/sync.hpp"
-#include "services/blob/aligned_buffer.hpp"
 
 namespace dango::blob {
 
@@ -33,8 +27,8 @@ class StagingPool {
     ~Lease() {
       if (pool_) pool_->release(index_);
     }
-    std::span<std::byte> bytes() const { return pool_->buffers_[index_].memory.span(); }
-    const rpc::Bulk& bulk() const { return pool_->buffers_[index_].bulk; }
+    std::span<std::byte> bytes() const { return pool_->buffers_[index_].data(); }
+    const rpc::Bulk& bulk() const { return pool_->buffers_[index_].bulk(); }
 
    private:
     friend class StagingPool;
@@ -58,12 +52,8 @@ class StagingPool {
  private:
   void release(size_t index);
 
-  struct Buffer {
-    AlignedBuffer memory;
-    rpc::Bulk bulk;
-  };
   size_t buffer_size_;
-  std::vector<Buffer> buffers_;
+  std::vector<rpc::ExposedMemory> buffers_;
   thread::Mutex mutex_;
   thread::ConditionVariable available_;
   std::vector<size_t> free_;

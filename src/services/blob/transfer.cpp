@@ -49,10 +49,13 @@ Status finish_front(std::deque<Chunk>& chunks) {
   return chunk.status;
 }
 
-Status pull_staged(const TransferContext& context, Backend& backend, RegionId id, uint64_t offset,
-                   const rpc::Bulk& source, uint64_t source_offset, uint64_t size) {
-  StagingPool& staging = *context.staging;
-  const uint64_t chunk_size = staging.buffer_size();
+// Runs `body(position, length)` for each chunk of `size` bytes, each in a ULT of its own, with
+// up to `context.depth` in flight at once: several pulls cross the network together (one round
+// trip's wait, not one per chunk) while the chunks already arrived go on to the disk. The first
+// failure is returned, once every chunk in flight has finished.
+template <class Body>
+Status run_chunks(const TransferContext& context, uint64_t size, uint64_t chunk_size,
+                  const Body& body) {
   std::deque<Chunk> chunks;
   JoinAll guard{chunks};
   for (uint64_t position = 0; position < size; position += chunk_size) {
@@ -61,25 +64,67 @@ Status pull_staged(const TransferContext& context, Backend& backend, RegionId id
       chunks.pop_front();
     }
     const uint64_t length = std::min(chunk_size, size - position);
-    // Holding no buffer here (the in-flight chunks' ULTs own theirs), so waiting is safe.
-    StagingPool::Lease lease = staging.acquire();
-    try {
-      context.engine.pull(context.peer, source, source_offset + position, lease.bulk(), 0, length);
-    } catch (const dango::Error& e) {
-      return transfer_failed("pulling the data", e);
-    }
-    if (size <= chunk_size) return backend.write(id, offset, lease.bytes().first(length));
     Chunk& chunk = chunks.emplace_back(Chunk{.position = position, .length = length});
-    chunk.ult = context.pool.spawn([&backend, id, at = offset + position, length,
-                                    &status = chunk.status, held = std::move(lease)]() mutable {
-      status = backend.write(id, at, held.bytes().first(length));
-    });
+    chunk.ult = context.pool.spawn(
+        [&body, &status = chunk.status, position, length] { status = body(position, length); });
   }
   while (!chunks.empty()) {
     if (Status status = finish_front(chunks); !status.ok()) return status;
     chunks.pop_front();
   }
   return Status::Ok();
+}
+
+// Through the staging buffers: each chunk is pulled into a buffer, written to the target, and
+// its writeback started (so that the device works while later chunks arrive).
+Status pull_staged(const TransferContext& context, Backend& backend, RegionId id, uint64_t offset,
+                   const rpc::Bulk& source, uint64_t source_offset, uint64_t size) {
+  StagingPool& staging = *context.staging;
+  const uint64_t chunk_size = staging.buffer_size();
+  auto move_chunk = [&](uint64_t position, uint64_t length) -> Status {
+    // Chunks hold no other buffer while they wait for this one, so waiting is safe.
+    StagingPool::Lease lease = staging.acquire();
+    try {
+      context.engine.pull(context.peer, source, source_offset + position, lease.bulk(), 0, length);
+    } catch (const dango::Error& e) {
+      return transfer_failed("pulling the data", e);
+    }
+    return backend.write(id, offset + position, lease.bytes().first(length));
+  };
+  if (size <= chunk_size) return move_chunk(0, size);
+  return run_chunks(context, size, chunk_size, [&](uint64_t position, uint64_t length) {
+    Status status = move_chunk(position, length);
+    if (status.ok()) backend.start_persist(id, offset + position, length);
+    return status;
+  });
+}
+
+// Straight into the region's bytes offered by direct_write(): chunk by chunk (staging-buffer
+// sized) when the transfer spans several, each chunk's writeback started once it has arrived.
+Status pull_direct_write(const TransferContext& context, Backend& backend, RegionId id,
+                         uint64_t offset, std::span<std::byte> bytes, const rpc::Bulk& source,
+                         uint64_t source_offset) {
+  const uint64_t size = bytes.size();
+  try {
+    const rpc::Bulk local = context.engine.expose(bytes, rpc::Access::kReadWrite);
+    const uint64_t chunk_size = context.staging->buffer_size();
+    if (size <= chunk_size) {
+      context.engine.pull(context.peer, source, source_offset, local, 0, size);
+      return Status::Ok();
+    }
+    return run_chunks(context, size, chunk_size, [&](uint64_t position, uint64_t length) {
+      try {
+        context.engine.pull(context.peer, source, source_offset + position, local, position,
+                            length);
+      } catch (const dango::Error& e) {
+        return transfer_failed("pulling the data", e);
+      }
+      backend.start_persist(id, offset + position, length);
+      return Status::Ok();
+    });
+  } catch (const dango::Error& e) {
+    return transfer_failed("pulling the data", e);
+  }
 }
 
 Status push_staged(const TransferContext& context, Backend& backend, RegionId id, uint64_t offset,
@@ -148,12 +193,16 @@ Status pull_into_region(const TransferContext& context, Backend& backend, Region
                             " bytes, fewer than the " + std::to_string(size) + " asked for");
   }
   if (size == 0) return check_region_range(backend, id, offset, 0);
+  DirectAccess access;
   if (!backend.supports_direct_access()) {
     if (Status status = check_region_range(backend, id, offset, size); !status.ok()) return status;
+    if (backend.direct_write(id, offset, size, access)) {
+      return pull_direct_write(context, backend, id, offset, access.bytes, source, source_offset);
+    }
     return pull_staged(context, backend, id, offset, source, source_offset, size);
+  } else if (Status status = backend.direct(id, offset, size, access); !status.ok()) {
+    return status;
   }
-  DirectAccess access;
-  if (Status status = backend.direct(id, offset, size, access); !status.ok()) return status;
   try {
     const rpc::Bulk local = context.engine.expose(access.bytes, rpc::Access::kReadWrite);
     context.engine.pull(context.peer, source, source_offset, local, 0, size);

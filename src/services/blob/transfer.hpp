@@ -2,9 +2,11 @@
 // Moving region data between a caller's exposed memory and a target, as bulk transfers:
 //   targets with direct access (memory): one pull or push straight between the caller's memory
 //     and the region's bytes;
-//   other targets (file): chunk by chunk through the staging buffers, pipelined: while one
-//     chunk goes to (or comes from) the disk in a ULT of its own, the next one crosses the
-//     network, with up to `depth` chunks in flight per transfer.
+//   other targets (file): chunk by chunk (staging-buffer sized), up to `depth` chunks in flight
+//     per transfer, each in a ULT of its own: a write's chunk is pulled into a staging buffer,
+//     written, and its writeback started (Backend::start_persist), so that the network and the
+//     device work at once; or pulled straight into the region's bytes when the backend offers
+//     them (Backend::direct_write). A read's chunk is read ahead into a buffer, then pushed.
 // Ranges are checked before any byte moves; a failed pull or push is kTransferFailed.
 
 #include <cstdint>

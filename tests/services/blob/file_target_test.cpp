@@ -1,5 +1,6 @@
 // The file target: layout surviving restarts, a full device, paths that cannot be opened,
-// O_DIRECT and the pread/pwrite engine, a torn journal tail, and damaged files.
+// O_DIRECT and the pread/pwrite engine, a torn journal tail, damaged files, and writes straight
+// into the mapped file.
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -214,6 +215,101 @@ TEST_F(FileTarget, ManyErasesCompactTheJournalAndKeepTheLayout) {
   }
   const RegionId fresh = target.create(1);
   EXPECT_GT(fresh.number(), 5000u);  // ids of erased regions are not handed out again
+}
+
+TEST_F(FileTarget, CachedPagesAreOfferedForDirectWritesThatPersistLikeWrites) {
+  const nlohmann::json config =
+      target_config("file", dir_.path(), "main", {{"mapped_writes", true}}).config;
+  const BackendType* type = find_backend("file");
+  ASSERT_NE(type, nullptr);
+  auto data = pattern(3 * 4096 + 100, 7);
+  RegionId id;
+  {
+    auto backend = type->make(config, {.target_name = "main", .config_path = "target"});
+    ASSERT_TRUE(backend->create(data.size(), id).ok());
+    ASSERT_TRUE(backend->write(id, 0, data).ok());  // its pages are in the page cache now
+    DirectAccess access;
+    ASSERT_TRUE(backend->direct_write(id, 50, 8192, access));
+    ASSERT_EQ(access.bytes.size(), 8192u);
+    const auto patch = pattern(8192, 8);
+    std::copy(patch.begin(), patch.end(), access.bytes.begin());
+    std::copy(patch.begin(), patch.end(), data.begin() + 50);
+    ASSERT_TRUE(backend->persist(id, 0, data.size()).ok());
+    EXPECT_FALSE(backend->direct_write(id, 0, data.size() + 1, access));  // past the end
+    EXPECT_FALSE(backend->direct_write(RegionId::from_number(999), 0, 1, access));
+  }
+  auto reopened = type->make(config, {.target_name = "main", .config_path = "target"});
+  std::vector<std::byte> back(data.size());
+  ASSERT_TRUE(reopened->read(id, 0, back).ok());
+  EXPECT_EQ(back, data);
+}
+
+TEST_F(FileTarget, MappedWritesCanBeTurnedOffAndAreNeverUsedWithDirectIo) {
+  const BackendType* type = find_backend("file");
+  for (const nlohmann::json& overrides :
+       {nlohmann::json{{"mapped_writes", false}}, nlohmann::json{{"direct_io", true}}}) {
+    const std::string name = overrides.begin().key();
+    const nlohmann::json config = target_config("file", dir_.path(), name, overrides).config;
+    std::unique_ptr<Backend> backend;
+    try {
+      backend = type->make(config, {.target_name = name, .config_path = "target"});
+    } catch (const Error& e) {  // O_DIRECT refused by this file system
+      continue;
+    }
+    const auto data = pattern(8192, 9);
+    RegionId id;
+    ASSERT_TRUE(backend->create(data.size(), id).ok());
+    ASSERT_TRUE(backend->write(id, 0, data).ok());
+    DirectAccess access;
+    EXPECT_FALSE(backend->direct_write(id, 0, data.size(), access)) << name;
+  }
+  BlobServer server{options()};
+  EXPECT_NE(server.provider->targets().front().config.find("\"mapped_writes\":false"),
+            std::string::npos);
+}
+
+TEST_F(FileTarget, AnErasedRegionsSpaceIsNotReusedWhileAWriteIntoItIsInProgress) {
+  const nlohmann::json config =
+      target_config("file", dir_.path(), "main", {{"capacity", 4 * 4096}, {"mapped_writes", true}})
+          .config;
+  auto backend = find_backend("file")->make(config, {.target_name = "main", .config_path = "t"});
+  RegionId erased, other;
+  ASSERT_TRUE(backend->create(3 * 4096, erased).ok());
+  ASSERT_TRUE(backend->create(4096, other).ok());  // the target is full
+  const auto data = pattern(3 * 4096, 12);
+  ASSERT_TRUE(backend->write(erased, 0, data).ok());
+  DirectAccess in_progress;  // a pull into the region, still running
+  if (!backend->direct_write(erased, 0, data.size(), in_progress)) {
+    GTEST_SKIP() << "the file system under " << dir_.path() << " gave the file holes";
+  }
+  ASSERT_TRUE(backend->erase(erased).ok());
+  EXPECT_EQ(backend->write(erased, 0, data).code, ErrorCode::kUnknownRegion);
+  RegionId reused;
+  EXPECT_EQ(backend->create(3 * 4096, reused).code, ErrorCode::kNoSpace);
+  std::fill(in_progress.bytes.begin(), in_progress.bytes.end(), std::byte{0xee});  // it lands
+  in_progress = {};                                                                // and ends
+  ASSERT_TRUE(backend->create(3 * 4096, reused).ok());
+  const Usage usage = backend->usage();
+  EXPECT_EQ(usage.used_bytes + usage.free_bytes, usage.capacity);
+}
+
+TEST_F(FileTarget, LargeWritesReadBackTheSameMappedOrStaged) {
+  for (const bool mapped : {true, false}) {
+    const std::string name = mapped ? "mapped" : "staged";
+    BlobServer server{ProviderOptions{
+        .targets = {target_config("file", dir_.path(), name, {{"mapped_writes", mapped}})},
+        .staging = {.buffer_size = 64 << 10, .buffers = 4, .pipeline_depth = 3}}};
+    const Target target = server.open(name);
+    auto data = pattern((1 << 20) + 4321, 10);  // 17 chunks
+    const RegionId id = target.create_write_persist(data);
+    const auto patch = pattern(700001, 11);
+    target.write(id, 1001, patch);  // into cached pages: through the mapping when allowed
+    target.persist(id, 0, data.size());
+    std::copy(patch.begin(), patch.end(), data.begin() + 1001);
+    std::vector<std::byte> back(data.size());
+    target.read(id, 0, back);
+    EXPECT_EQ(checksum(back), checksum(data)) << name;
+  }
 }
 
 }  // namespace

@@ -42,8 +42,8 @@ struct StagingOptions {
   // Buffers in the provider's pool (default 8), shared by every transfer; a transfer waits for
   // a free one when all are in use.
   size_t buffers = 8;
-  // Chunks one transfer keeps in flight at once (default 2: the network fills one while the disk
-  // writes the other); at most `buffers`.
+  // Chunks one transfer keeps in flight at once (default 2: while one crosses the network, the
+  // other goes to the disk; more keep several pulls in flight together); at most `buffers`.
   size_t pipeline_depth = 2;
 
   static StagingOptions from_json(const nlohmann::json& json, std::string_view path = "");
