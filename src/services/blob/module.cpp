@@ -16,8 +16,8 @@
 #include <set>
 
 #include "dango/common/config.hpp"
+#include "dango/compose/provider_component.hpp"
 #include "dango/services/blob/provider.hpp"
-#include "dango/thread/sync.hpp"
 
 namespace dango::blob {
 namespace {
@@ -61,42 +61,19 @@ ProviderOptions checked_options(const nlohmann::json& config, std::string_view p
   throw ConfigError(config_path + "." + message);
 }
 
-class BlobComponent : public compose::Component {
- public:
-  explicit BlobComponent(const compose::ComponentArgs& args) {
-    ProviderOptions options = checked_options(args.config, args.config_path);
-    try {
-      provider_ =
-          std::make_unique<Provider>(args.engine, args.provider_id, std::move(options), args.pool);
-    } catch (const ConfigError& e) {
-      rethrow_with_path(e, args.config, args.config_path);
-    }
+// The provider. Stopping it (destruction) stops serving, then closes every target once its
+// in-flight requests are done. A file target holds no write in the process (each completes
+// before its reply), so closing its data file and journal leaves every write to the kernel;
+// persist() is what survives a crash.
+std::unique_ptr<compose::Component> make_component(const compose::ComponentArgs& args) {
+  ProviderOptions options = checked_options(args.config, args.config_path);
+  try {
+    return std::make_unique<compose::ProviderComponent<Provider>>(
+        std::make_unique<Provider>(args.engine, args.provider_id, std::move(options), args.pool));
+  } catch (const ConfigError& e) {
+    rethrow_with_path(e, args.config, args.config_path);
   }
-
-  nlohmann::json config() const override {
-    std::lock_guard lock(mutex_);
-    return provider_ ? provider_->config() : stopped_config_;
-  }
-
-  // Stops serving, then closes every target once its in-flight requests are done. A file
-  // target holds no write in the process (each completes before its reply), so closing its data
-  // file and journal leaves every write to the kernel; persist() is what survives a crash.
-  void stop() override {
-    std::unique_ptr<Provider> closing;
-    {
-      std::lock_guard lock(mutex_);
-      if (!provider_) return;
-      stopped_config_ = provider_->config();
-      closing = std::move(provider_);
-    }
-    closing.reset();
-  }
-
- private:
-  mutable thread::Mutex mutex_;  // guards provider_ against config() during stop()
-  std::unique_ptr<Provider> provider_;
-  nlohmann::json stopped_config_;
-};
+}
 
 class BlobModule : public compose::Module {
  public:
@@ -104,7 +81,7 @@ class BlobModule : public compose::Module {
     (void)checked_options(config, path);
   }
   std::unique_ptr<compose::Component> create(const compose::ComponentArgs& args) const override {
-    return std::make_unique<BlobComponent>(args);
+    return make_component(args);
   }
 };
 

@@ -19,9 +19,9 @@
 #include <set>
 
 #include "dango/common/config.hpp"
+#include "dango/compose/provider_component.hpp"
 #include "dango/services/kv/provider.hpp"
 #include "dango/services/kv/types.hpp"
-#include "dango/thread/sync.hpp"
 
 namespace dango::kv {
 namespace {
@@ -57,43 +57,20 @@ ProviderOptions checked_options(const nlohmann::json& config, std::string_view p
   throw ConfigError(config_path + "." + e.what());
 }
 
-class KvComponent : public compose::Component {
- public:
-  explicit KvComponent(const compose::ComponentArgs& args) {
-    (void)checked_options(args.config, args.config_path);
-    // Read again relative to the provider's config: its errors are then prefixed once below.
-    ProviderOptions options = ProviderOptions::from_json(args.config);
-    try {
-      provider_ =
-          std::make_unique<Provider>(args.engine, args.provider_id, std::move(options), args.pool);
-    } catch (const ConfigError& e) {
-      rethrow_with_path(e, args.config_path);
-    }
+// The provider, its config read relative to the provider's "config" so that its errors are
+// prefixed once. Stopping it (destruction) stops serving, then closes every database: the
+// stores write what they buffer (RocksDB and LevelDB their memtables' log, LMDB its last
+// transaction) and release their files.
+std::unique_ptr<compose::Component> make_component(const compose::ComponentArgs& args) {
+  (void)checked_options(args.config, args.config_path);
+  ProviderOptions options = ProviderOptions::from_json(args.config);
+  try {
+    return std::make_unique<compose::ProviderComponent<Provider>>(
+        std::make_unique<Provider>(args.engine, args.provider_id, std::move(options), args.pool));
+  } catch (const ConfigError& e) {
+    rethrow_with_path(e, args.config_path);
   }
-
-  nlohmann::json config() const override {
-    std::lock_guard lock(mutex_);
-    return provider_ ? provider_->config() : stopped_config_;
-  }
-
-  // Stops serving, then closes every database: the stores write what they buffer (RocksDB and
-  // LevelDB their memtables' log, LMDB its last transaction) and release their files.
-  void stop() override {
-    std::unique_ptr<Provider> closing;
-    {
-      std::lock_guard lock(mutex_);
-      if (!provider_) return;
-      stopped_config_ = provider_->config();
-      closing = std::move(provider_);
-    }
-    closing.reset();
-  }
-
- private:
-  mutable thread::Mutex mutex_;  // guards provider_ against config() during stop()
-  std::unique_ptr<Provider> provider_;
-  nlohmann::json stopped_config_;
-};
+}
 
 class KvModule : public compose::Module {
  public:
@@ -101,7 +78,7 @@ class KvModule : public compose::Module {
     (void)checked_options(config, path);
   }
   std::unique_ptr<compose::Component> create(const compose::ComponentArgs& args) const override {
-    return std::make_unique<KvComponent>(args);
+    return make_component(args);
   }
 };
 
