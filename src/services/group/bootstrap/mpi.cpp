@@ -13,6 +13,7 @@
 
 #include <mpi.h>
 
+#include <exception>
 #include <numeric>
 #include <string>
 #include <vector>

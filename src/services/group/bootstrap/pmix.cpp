@@ -8,6 +8,8 @@
 
 #include <pmix.h>
 
+#include <chrono>
+#include <exception>
 #include <memory>
 #include <string>
 #include <vector>
