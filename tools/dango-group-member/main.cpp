@@ -1,12 +1,14 @@
 // dango-group-member: runs one group member agent until SIGTERM (leaves the group, exits 0) or
 // SIGKILL. Used by the multi-process tests (tests/services/group/) and by hand:
 //
-//   dango-group-member --config member.json [--address tcp://127.0.0.1:0]
+//   dango-group-member --config member.json [--address tcp://127.0.0.1:0] [--bootstrap B]
 //                      [--address-file A] [--events-file E]
 //
 // member.json: {"address": "tcp://127.0.0.1:0", "group": {<GroupOptions, see options.hpp>}}
-// (--address overrides "address"). Once a member, it writes its address to --address-file
-// (atomically); each observer event is appended to --events-file as a line
+// (--address overrides "address", --bootstrap the group's "bootstrap": e.g.
+// `mpirun -np 4 dango-group-member --config member.json --bootstrap mpi`). Once a member, it writes
+// its address to --address-file (atomically); each observer event is appended to --events-file as a
+// line
 // "<join|leave|death> <address> <incarnation>". Test-only fault injection: with a
 // "fault+tcp://..." address, SIGUSR1 starts dropping every message in and out, SIGUSR2 stops.
 
@@ -93,9 +95,10 @@ MemberConfig read_config(const std::string& path) {
 
 int main(int argc, char** argv) {
   CLI::App app{"dango-group-member: one member of a Dango group"};
-  std::string config_path, address, address_file, events_file;
+  std::string config_path, address, bootstrap, address_file, events_file;
   app.add_option("--config", config_path, "JSON: {\"address\": ..., \"group\": {...}}")->required();
   app.add_option("--address", address, "address to listen on (overrides the config's)");
+  app.add_option("--bootstrap", bootstrap, "bootstrap method (overrides the config's)");
   app.add_option("--address-file", address_file, "file to write the address to once a member");
   app.add_option("--events-file", events_file, "file to append observer events to");
   CLI11_PARSE(app, argc, argv);
@@ -104,6 +107,10 @@ int main(int argc, char** argv) {
   try {
     MemberConfig config = read_config(config_path);
     if (!address.empty()) config.address = address;
+    if (!bootstrap.empty()) {
+      config.group.bootstrap = bootstrap;
+      config.group.validate("group");
+    }
     dango::Engine engine{config.address};
     {
       dango::group::Observer record_event;

@@ -4,8 +4,13 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <map>
 #include <mutex>
+#include <set>
+#include <thread>
+
+#include "dango/common/error.hpp"
 
 namespace dango::group::detail {
 namespace {
@@ -47,6 +52,34 @@ std::vector<std::string> bootstrap_names() {
   std::vector<std::string> names;
   for (const auto& [name, method] : reg.methods) names.push_back(name);
   return names;
+}
+
+void run_on_os_thread(const std::function<void()>& work) {
+  std::exception_ptr failure;
+  std::thread worker([&] {
+    try {
+      work();
+    } catch (...) {
+      failure = std::current_exception();
+    }
+  });
+  worker.join();
+  if (failure) std::rethrow_exception(failure);
+}
+
+std::vector<Member> launcher_members(std::string_view method,
+                                     const std::vector<std::string>& addresses,
+                                     rpc::ProviderId provider_id) {
+  std::vector<Member> members;
+  std::set<std::string_view> seen;
+  for (size_t rank = 0; rank < addresses.size(); ++rank) {
+    if (!seen.insert(addresses[rank]).second) {
+      throw Error("group bootstrap \"" + std::string(method) + "\": rank " + std::to_string(rank) +
+                  " has the address \"" + addresses[rank] + "\" of another rank");
+    }
+    members.push_back(Member{.address = addresses[rank], .provider_id = provider_id});
+  }
+  return members;
 }
 
 }  // namespace dango::group::detail

@@ -49,6 +49,16 @@ const BootstrapMethod* find_bootstrap(std::string_view name);
 // Every registered method's name, sorted.
 std::vector<std::string> bootstrap_names();
 
+// Runs `work` on a new OS thread and waits for it, rethrowing what it throws. For methods that
+// call a launcher's library (MPI, PMIx): those block the thread and need a full-size stack,
+// not a ULT's.
+void run_on_os_thread(const std::function<void()>& work);
+// Members at `addresses` (a launcher's ranks, in rank order) with provider id `provider_id`;
+// throws Error naming `method` and the rank when two ranks share an address.
+std::vector<Member> launcher_members(std::string_view method,
+                                     const std::vector<std::string>& addresses,
+                                     rpc::ProviderId provider_id);
+
 }  // namespace dango::group::detail
 
 #define DANGO_REGISTER_GROUP_BOOTSTRAP(name, validate, run)                      \

@@ -65,9 +65,9 @@ INSTANTIATE_TEST_SUITE_P(
     Cases, GroupOptionsInvalid,
     ::testing::Values(
         InvalidCase{"MissingName", R"({"bootstrap": "self"})", "group.name: missing required key"},
+        // The list goes on with "mpi" and "pmix" when dango was built with MPI and PMIx.
         InvalidCase{"UnknownBootstrap", R"({"name": "g", "bootstrap": "gossip"})",
-                    "group.bootstrap: unknown bootstrap \"gossip\" (expected one of: file, join, "
-                    "self, view)"},
+                    "group.bootstrap: unknown bootstrap \"gossip\" (expected one of: file, join, "},
         InvalidCase{"FileBootstrapWithoutFile", R"({"name": "g"})",
                     "group.file: required by the \"file\" bootstrap"},
         InvalidCase{"JoinBootstrapWithoutAddress", R"({"name": "g", "bootstrap": "join"})",

@@ -55,7 +55,9 @@ struct GroupOptions {
   std::string name{};
   // How the member finds the group (default "file"; JSON "bootstrap"): "self" (a group of one),
   // "view" (the static list `view`), "file" (create or join through the group file `file`),
-  // "join" (contact the member at `join`). The list comes from the bootstrap registry.
+  // "join" (contact the member at `join`), and, when dango was built with MPI / PMIx, "mpi"
+  // (the ranks of MPI_COMM_WORLD) and "pmix" (the ranks of the PMIx job, e.g. under mpirun or
+  // srun --mpi=pmix). The list comes from the bootstrap registry.
   std::string bootstrap = "file";
   // The group file (JSON, see Membership::to_json): created by the first member, used by the
   // others to join, kept current by the member of rank 0 and read by clients. Required by the
