@@ -151,17 +151,17 @@ void SmTransport::start_bulk(BulkKind kind, const PeerRef& peer_ref,
   if (region == nullptr || region->table() != regions_.get()) {
     return invalid("local region is not registered with this sm transport");
   }
-  if (!in_bounds(local_offset, size, region->size())) {
-    return invalid("local range " + range_text(local_offset, size) + " outside a region of " +
-                   std::to_string(region->size()) + " bytes");
-  }
-  if (!in_bounds(remote_offset, size, desc->size)) {
-    return invalid("remote range " + range_text(remote_offset, size) + " outside a region of " +
-                   std::to_string(desc->size) + " bytes at " + peer->address_);
-  }
-  if (kind == BulkKind::kGet ? !allows_read(desc->access) : !allows_write(desc->access)) {
-    return invalid(std::string("remote region at ") + peer->address_ + " is not " +
-                   (kind == BulkKind::kGet ? "readable" : "writable"));
+  Status checked = check_transfer({.read = kind == BulkKind::kGet,
+                                    .local_size = region->size(),
+                                    .local_offset = local_offset,
+                                    .remote_size = desc->size,
+                                    .remote_access = desc->access,
+                                    .remote_offset = remote_offset,
+                                    .size = size,
+                                    .peer_address = &peer->address_});
+  if (!checked.ok()) {
+    done->complete(std::move(checked));
+    return;
   }
   if (size == 0) {
     done->complete(Status::Ok());
