@@ -229,11 +229,11 @@ void OfiTransport::teardown() {
   Status why{Status::Code::kShutdown, scheme_ + " transport " + address_ + " closed"};
   fail_bulk(nullptr, why);
   {
-    std::lock_guard lock(post_mutex_);  // no post is running or will start (closed_ is set)
-    for (OpContext* op : post_queue_) {
-      if (op->kind == OpContext::Kind::kSend) release_tx(static_cast<TxBuffer*>(op));
-    }
-    post_queue_.clear();
+    std::unique_lock lock(post_mutex_);  // no post is running or will start (closed_ is set)
+    std::vector<OpContext*> dropped = drop_queued(nullptr);
+    backlog_.clear();
+    lock.unlock();
+    fail_dropped(dropped, why);  // the pieces' operations were failed above
   }
   {
     std::lock_guard lock(batched_mutex_);
@@ -264,7 +264,6 @@ void OfiTransport::teardown() {
     tx_free_.clear();
     tx_in_use_.clear();
   }
-  rx_order_.clear();
   rx_.clear();
   {
     std::lock_guard lock(ops_mutex_);
