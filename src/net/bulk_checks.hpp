@@ -24,37 +24,26 @@ inline std::string range_text(uint64_t offset, uint64_t size) {
          ")";
 }
 
-// What a get (`read`) or put asks, as the requester sees it.
-struct TransferRequest {
-  bool read = true;
-  uint64_t local_size = 0;  // of the local region
-  uint64_t local_offset = 0;
-  uint64_t remote_size = 0;  // as the descriptor claims
-  Access remote_access = Access::kReadOnly;
-  uint64_t remote_offset = 0;
-  uint64_t size = 0;
-  const std::string* peer_address = nullptr;  // named in messages
-};
-
-// Ok, or kInvalidArgument with a message starting "get: " / "put: " that names the range or the
-// right at fault.
-inline Status check_transfer(const TransferRequest& r) {
-  const std::string what = r.read ? "get: " : "put: ";
-  const std::string& at = *r.peer_address;
-  if (!in_bounds(r.local_offset, r.size, r.local_size)) {
-    return {Status::Code::kInvalidArgument, what + "local range " +
-                                                range_text(r.local_offset, r.size) +
+// Ok, or kInvalidArgument with a message starting "get: " (`read`) or "put: " that names the
+// range or the right at fault: the local range against the local region's size, the remote range
+// and rights against what the descriptor claims (`remote_size`, `remote_access`).
+inline Status check_transfer(bool read, uint64_t local_size, uint64_t local_offset,
+                             uint64_t remote_size, Access remote_access, uint64_t remote_offset,
+                             uint64_t size, const std::string& peer_address) {
+  const std::string what = read ? "get: " : "put: ";
+  if (!in_bounds(local_offset, size, local_size)) {
+    return {Status::Code::kInvalidArgument, what + "local range " + range_text(local_offset, size) +
                                                 " outside a region of " +
-                                                std::to_string(r.local_size) + " bytes"};
+                                                std::to_string(local_size) + " bytes"};
   }
-  if (!in_bounds(r.remote_offset, r.size, r.remote_size)) {
+  if (!in_bounds(remote_offset, size, remote_size)) {
     return {Status::Code::kInvalidArgument,
-            what + "remote range " + range_text(r.remote_offset, r.size) +
-                " outside a region of " + std::to_string(r.remote_size) + " bytes at " + at};
+            what + "remote range " + range_text(remote_offset, size) + " outside a region of " +
+                std::to_string(remote_size) + " bytes at " + peer_address};
   }
-  if (r.read ? !allows_read(r.remote_access) : !allows_write(r.remote_access)) {
-    return {Status::Code::kInvalidArgument, what + "remote region at " + at + " is not " +
-                                                (r.read ? "readable" : "writable")};
+  if (read ? !allows_read(remote_access) : !allows_write(remote_access)) {
+    return {Status::Code::kInvalidArgument, what + "remote region at " + peer_address + " is not " +
+                                                (read ? "readable" : "writable")};
   }
   return Status::Ok();
 }

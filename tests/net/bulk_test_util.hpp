@@ -68,7 +68,8 @@ class BulkPair {
     }
     std::vector<Transport*> driven{client_.get()};
     if (server_helps) driven.push_back(server_.get());
-    EXPECT_TRUE(drive(driven, [&] { return done.fired(); }, std::chrono::seconds(30)));
+    EXPECT_TRUE(drive(
+        driven, [&] { return done.fired(); }, std::chrono::seconds(30)));
     EXPECT_EQ(done.calls(), 1);
     return done.status();
   }

@@ -57,15 +57,15 @@ TEST_P(TransportBulkSizes, GetAndPutMoveEveryByteAcrossSegmentsAndOffsets) {
   expect_peer_usable();
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Transports, TransportBulkSizes,
-    ::testing::Combine(::testing::ValuesIn(working_net_transports()),
-                       ::testing::Values(size_t{4} << 10, (size_t{1} << 20) + 3, size_t{5} << 20,
-                                         size_t{64} << 20)),
-    [](const auto& info) {
-      return dango::testing::test_name_of(std::get<0>(info.param)) + "_" +
-             std::to_string(std::get<1>(info.param));
-    });
+INSTANTIATE_TEST_SUITE_P(Transports, TransportBulkSizes,
+                         ::testing::Combine(::testing::ValuesIn(working_net_transports()),
+                                            ::testing::Values(size_t{4} << 10,
+                                                              (size_t{1} << 20) + 3,
+                                                              size_t{5} << 20, size_t{64} << 20)),
+                         [](const auto& info) {
+                           return dango::testing::test_name_of(std::get<0>(info.param)) + "_" +
+                                  std::to_string(std::get<1>(info.param));
+                         });
 
 TEST_P(TransportBulk, ManyConcurrentOperationsAllComplete) {
   constexpr size_t kOps = 64, kEach = 48 << 10;

@@ -20,7 +20,21 @@ namespace {
 
 using namespace testing;
 
-class TransportMessages : public OverNetTransports {};
+class TransportMessages : public OverNetTransports {
+ protected:
+  // A server echoing every message, and a client-only transport whose inbox gets the echoes.
+  struct EchoServer {
+    explicit EchoServer(const TransportMessages& test)
+        : s(test.server()), c(test.client()), echo(*s), peer(c->lookup(s->address())) {
+      s->set_handler(&echo);
+      c->set_handler(&inbox);
+    }
+    std::unique_ptr<Transport> s, c;
+    Echo echo;
+    Inbox inbox;
+    PeerRef peer;
+  };
+};
 
 TEST_P(TransportMessages, ListeningAddressIsConcreteAndBareSchemeIsClientOnly) {
   auto s = server();
@@ -34,8 +48,7 @@ TEST_P(TransportMessages, ListeningAddressIsConcreteAndBareSchemeIsClientOnly) {
 
 TEST_P(TransportMessages, AddressOfAnotherTransportIsRefusedNamingIt) {
   auto c = client();
-  const std::string foreign =
-      scheme() == "tcp" ? "sm://somebody" : "tcp://127.0.0.1:1";
+  const std::string foreign = scheme() == "tcp" ? "sm://somebody" : "tcp://127.0.0.1:1";
   try {
     c->lookup(foreign);
     ADD_FAILURE() << "no error for " << foreign;
@@ -66,13 +79,8 @@ TEST_P(TransportMessages, FlowBothWaysAndRepliesFindTheSender) {
 }
 
 TEST_P(TransportMessages, ClientOnlyPeerGetsRepliesAndPartsAreConcatenated) {
-  auto s = server();
-  auto c = client();
-  Echo echo(*s);
-  Inbox inbox;
-  s->set_handler(&echo);
-  c->set_handler(&inbox);
-  auto peer = c->lookup(s->address());
+  EchoServer e(*this);
+  auto& [s, c, echo, inbox, peer] = e;
   std::string x = "hello ", y = "world";
   std::span<const std::byte> parts[] = {bytes_of(x), bytes_of(y), {}};
   ASSERT_TRUE(c->send(peer, parts).ok());
@@ -88,13 +96,8 @@ std::string pattern(size_t size, unsigned seed) {
 }
 
 TEST_P(TransportMessages, LargeAndEmptyMessagesArriveIntact) {
-  auto s = server();
-  auto c = client();
-  Echo echo(*s);
-  Inbox inbox;
-  s->set_handler(&echo);
-  c->set_handler(&inbox);
-  auto peer = c->lookup(s->address());
+  EchoServer e(*this);
+  auto& [s, c, echo, inbox, peer] = e;
   // 8 MiB is many packets (ofi), rings (sm) and socket buffers (tcp).
   const std::string big = pattern(8 << 20, 1);
   ASSERT_TRUE(send_text(*c, peer, big).ok());
@@ -133,7 +136,8 @@ TEST_P(TransportMessages, ToOnePeerArriveInOrder) {
     ASSERT_TRUE(send_text(*c, peer, text).ok());
     if (i % 64 == 0) c->progress(0us);
   }
-  ASSERT_TRUE(drive({c.get()}, [&] { return inbox.count() == kCount; }, 30s));
+  ASSERT_TRUE(drive(
+      {c.get()}, [&] { return inbox.count() == kCount; }, 30s));
   for (int i = 0; i < kCount; ++i) {
     auto text = inbox.message(static_cast<size_t>(i)).second;
     ASSERT_EQ(text.substr(0, text.find('.')), std::to_string(i));
@@ -201,12 +205,15 @@ TEST_P(TransportMessages, ServerServesManyPeers) {
               .ok());
     }
   }
-  ASSERT_TRUE(drive(all, [&] {
-    for (auto& inbox : inboxes) {
-      if (inbox.count() < kEach) return false;
-    }
-    return true;
-  }, 30s));
+  ASSERT_TRUE(drive(
+      all,
+      [&] {
+        for (auto& inbox : inboxes) {
+          if (inbox.count() < kEach) return false;
+        }
+        return true;
+      },
+      30s));
   for (int i = 0; i < kClients; ++i) {
     for (int round = 0; round < kEach; ++round) {
       EXPECT_EQ(inboxes[static_cast<size_t>(i)].message(static_cast<size_t>(round)).second,

@@ -114,7 +114,8 @@ Status get_region(Transport& t, const PeerRef& server, Inbox& inbox, MemoryRegio
   std::string descriptor = inbox.message(before).second;
   Done done;
   t.get(server, bytes_of(descriptor), 0, local, 0, kRegionSize, &done);
-  drive({&t}, [&] { return done.fired(); }, std::chrono::seconds(30));
+  drive(
+      {&t}, [&] { return done.fired(); }, std::chrono::seconds(30));
   return done.fired() ? done.status() : Status{Status::Code::kDisconnected, "get hangs"};
 }
 
@@ -131,7 +132,8 @@ TEST_P(TransportProcesses, ClientTalksToAServerInAnotherProcess) {
   for (int i = 0; i < kCount; ++i) {
     ASSERT_TRUE(send_text(*t, server, i == 500 ? big : std::to_string(i)).ok());
   }
-  ASSERT_TRUE(drive({t.get()}, [&] { return inbox.count() == kCount; }, 30s));
+  ASSERT_TRUE(drive(
+      {t.get()}, [&] { return inbox.count() == kCount; }, 30s));
   for (int i = 0; i < kCount; ++i) {
     EXPECT_TRUE(inbox.message(static_cast<size_t>(i)).second ==
                 (i == 500 ? big : std::to_string(i)))
@@ -148,12 +150,14 @@ TEST_P(TransportProcesses, ClientTalksToAServerInAnotherProcess) {
   for (auto& b : bytes) b = std::byte{0x42};
   Done put;
   t->put(server, bytes_of(descriptor), 4096, *local, 0, kRegionSize - 4096, &put);
-  ASSERT_TRUE(drive({t.get()}, [&] { return put.fired(); }, 30s));
+  ASSERT_TRUE(drive(
+      {t.get()}, [&] { return put.fired(); }, 30s));
   ASSERT_TRUE(put.status().ok()) << put.status().message;
   for (auto& b : bytes) b = std::byte{0};
   Done get;
   t->get(server, bytes_of(descriptor), 0, *local, 0, kRegionSize, &get);
-  ASSERT_TRUE(drive({t.get()}, [&] { return get.fired(); }, 30s));
+  ASSERT_TRUE(drive(
+      {t.get()}, [&] { return get.fired(); }, 30s));
   ASSERT_TRUE(get.status().ok()) << get.status().message;
   EXPECT_EQ(bytes[4095], pattern_byte(4095));
   EXPECT_EQ(bytes[4096], std::byte{0x42});
@@ -183,7 +187,8 @@ TEST_P(TransportProcesses, KilledServerIsReportedLostAndOneRestartedAtTheSameAdd
     const size_t before = inbox.count();
     const std::string hello = "life " + std::to_string(life);
     ASSERT_TRUE(send_text(*t, server, hello).ok());
-    ASSERT_TRUE(drive({t.get()}, [&] { return inbox.count() > before; }, 15s));
+    ASSERT_TRUE(drive(
+        {t.get()}, [&] { return inbox.count() > before; }, 15s));
     EXPECT_EQ(inbox.message(before).second, hello) << "nothing sent to an earlier life reappears";
     Status s = get_region(*t, server, inbox, *local);
     ASSERT_TRUE(s.ok()) << s.message;
@@ -233,7 +238,8 @@ TEST_P(TransportProcesses, ClientKilledMidConversationDoesNotHoldUpRepliesToOthe
     const size_t before = inbox.count();
     const std::string text = "ping " + std::to_string(i) + std::string(i % 7 == 0 ? 70000 : 0, '.');
     if (!send_text(*c, peer, text).ok()) return false;
-    return drive({c.get()}, [&] { return inbox.count() > before; }, 4s) &&
+    return drive(
+               {c.get()}, [&] { return inbox.count() > before; }, 4s) &&
            inbox.message(before).second == text;
   };
   for (int i = 0; i < 20; ++i) ASSERT_TRUE(round_trip(i)) << "before the kill, round trip " << i;

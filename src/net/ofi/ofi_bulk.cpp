@@ -153,7 +153,8 @@ void OfiTransport::start_bulk(BulkKind kind, const PeerRef& peer_ref,
     return;
   }
   OfiPeer* raw_peer = as_ofi_peer(peer_ref);
-  if (raw_peer == nullptr) return invalid("peer was not looked up by this " + scheme_ + " transport");
+  if (raw_peer == nullptr)
+    return invalid("peer was not looked up by this " + scheme_ + " transport");
   std::shared_ptr<OfiPeer> peer(peer_ref, raw_peer);
   auto desc = decode_descriptor(remote);
   if (!desc) return invalid("malformed remote memory descriptor");
@@ -161,16 +162,10 @@ void OfiTransport::start_bulk(BulkKind kind, const PeerRef& peer_ref,
   if (region == nullptr || region->table() != regions_.get()) {
     return invalid("local region is not registered with this " + scheme_ + " transport");
   }
-  Status checked = check_transfer({.read = read,
-                                    .local_size = region->size(),
-                                    .local_offset = local_offset,
-                                    .remote_size = desc->size,
-                                    .remote_access = desc->access,
-                                    .remote_offset = remote_offset,
-                                    .size = size,
-                                    .peer_address = &peer->address_});
-  if (!checked.ok()) {
-    done->complete(std::move(checked));
+  if (Status s = check_transfer(read, region->size(), local_offset, desc->size, desc->access,
+                                remote_offset, size, peer->address_);
+      !s.ok()) {
+    done->complete(std::move(s));
     return;
   }
   if (size == 0) {
@@ -214,9 +209,9 @@ void OfiTransport::post_pieces(std::vector<std::unique_ptr<RmaPiece>> pieces, Of
   }
   post_lock.unlock();
   for (auto [piece, rc] : failed) {
-    complete_piece(piece, {Status::Code::kDisconnected, std::string(what) + ": cannot reach " +
-                                                            peer.address_ + ": " +
-                                                            fi_error_text(rc)});
+    complete_piece(
+        piece, {Status::Code::kDisconnected,
+                std::string(what) + ": cannot reach " + peer.address_ + ": " + fi_error_text(rc)});
   }
 }
 

@@ -142,9 +142,8 @@ void OfiTransport::fail_post(OpContext* op, long rc) {
     peer_failed(peer, "send failed: " + fi_error_text(rc));
   } else if (op->kind == OpContext::Kind::kRma) {
     auto* piece = static_cast<RmaPiece*>(op);
-    complete_piece(piece, {Status::Code::kDisconnected, "cannot reach " +
-                                                            piece->op->peer->address_ + ": " +
-                                                            fi_error_text(rc)});
+    complete_piece(piece, {Status::Code::kDisconnected,
+                           "cannot reach " + piece->op->peer->address_ + ": " + fi_error_text(rc)});
   }
 }
 

@@ -20,7 +20,8 @@ spdlog::logger& logger() {
 
 int64_t now_ns() { return std::chrono::steady_clock::now().time_since_epoch().count(); }
 
-constexpr int64_t kLivenessCheckEvery = std::chrono::nanoseconds(std::chrono::milliseconds(100)).count();
+constexpr int64_t kLivenessCheckEvery =
+    std::chrono::nanoseconds(std::chrono::milliseconds(100)).count();
 // Peers unused by anyone but the transport, silent this long, leave the address vector.
 constexpr int64_t kForgetAfter = std::chrono::nanoseconds(std::chrono::minutes(5)).count();
 
@@ -28,7 +29,8 @@ constexpr int64_t kForgetAfter = std::chrono::nanoseconds(std::chrono::minutes(5
 
 size_t OfiTransport::receive_completed(RxBuffer& rx, size_t length) {
   size_t handled = 0;
-  if (length > 0) handled = handle_packet({rx.buffer.bytes.get(), std::min(length, rx.buffer.capacity)});
+  if (length > 0)
+    handled = handle_packet({rx.buffer.bytes.get(), std::min(length, rx.buffer.capacity)});
   if (!closed_.load()) repost(rx);  // else closed by a callback: the buffers go with the endpoint
   return handled;
 }
@@ -131,10 +133,13 @@ size_t OfiTransport::handle_in_order(const std::shared_ptr<OfiPeer>& from,
   }
   if (!peer.synced && (sequence & position_mask) == 0) start_stream(sequence);
   if (peer.synced && epoch(sequence) != epoch(peer.next_expected)) {
-    if (static_cast<int16_t>(epoch(sequence) - epoch(peer.next_expected)) < 0) return 0;  // abandoned
+    if (static_cast<int16_t>(epoch(sequence) - epoch(peer.next_expected)) < 0)
+      return 0;  // abandoned
     // The sender gave us up for lost and started over: what it had not sent is gone.
-    if ((sequence & position_mask) != 0) peer.synced = false;  // its position 0 is still to come
-    else start_stream(sequence);
+    if ((sequence & position_mask) != 0)
+      peer.synced = false;  // its position 0 is still to come
+    else
+      start_stream(sequence);
   }
   if (peer.synced && sequence < peer.next_expected) return 0;  // a position already handled
   size_t handled = 0;
@@ -151,7 +156,8 @@ size_t OfiTransport::handle_in_order(const std::shared_ptr<OfiPeer>& from,
     ++peer.next_expected;
     handled += dispatch(from, header, packet.subspan(sizeof header + header.name_length));
   }
-  while (!closed_.load() && !peer.early.empty() && peer.early.begin()->first == peer.next_expected) {
+  while (!closed_.load() && !peer.early.empty() &&
+         peer.early.begin()->first == peer.next_expected) {
     auto node = peer.early.extract(peer.early.begin());
     peer.early_bytes -= node.mapped().size();
     ++peer.next_expected;
@@ -185,8 +191,8 @@ size_t OfiTransport::take_message_part(const std::shared_ptr<OfiPeer>& from,
   peer.discarding = false;
   auto garbage = [&](const char* why) {
     peer.discarding = true;
-    logger().warn("{} transport: dropping a malformed message from {}: {}", scheme_,
-                  peer.address_, why);
+    logger().warn("{} transport: dropping a malformed message from {}: {}", scheme_, peer.address_,
+                  why);
     peer.partial.reset();
     peer.partial_length = peer.partial_filled = 0;
     return size_t{0};

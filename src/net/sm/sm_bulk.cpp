@@ -151,16 +151,10 @@ void SmTransport::start_bulk(BulkKind kind, const PeerRef& peer_ref,
   if (region == nullptr || region->table() != regions_.get()) {
     return invalid("local region is not registered with this sm transport");
   }
-  Status checked = check_transfer({.read = kind == BulkKind::kGet,
-                                    .local_size = region->size(),
-                                    .local_offset = local_offset,
-                                    .remote_size = desc->size,
-                                    .remote_access = desc->access,
-                                    .remote_offset = remote_offset,
-                                    .size = size,
-                                    .peer_address = &peer->address_});
-  if (!checked.ok()) {
-    done->complete(std::move(checked));
+  if (Status s = check_transfer(kind == BulkKind::kGet, region->size(), local_offset, desc->size,
+                                desc->access, remote_offset, size, peer->address_);
+      !s.ok()) {
+    done->complete(std::move(s));
     return;
   }
   if (size == 0) {

@@ -12,9 +12,6 @@
 #include "net/tcp/tcp_transport.hpp"
 
 namespace dango::net::tcp {
-namespace {
-
-}  // namespace
 
 TcpMemoryRegion::TcpMemoryRegion(std::shared_ptr<RegionTable> table,
                                  std::span<const std::span<std::byte>> segs, Access access)
@@ -69,16 +66,10 @@ void TcpTransport::start_bulk(BulkKind kind, const PeerRef& peer_ref,
   if (region == nullptr || region->table() != regions_.get()) {
     return invalid("local region is not registered with this tcp transport");
   }
-  Status checked = check_transfer({.read = kind == BulkKind::kGet,
-                                    .local_size = region->size(),
-                                    .local_offset = local_offset,
-                                    .remote_size = desc->size,
-                                    .remote_access = desc->access,
-                                    .remote_offset = remote_offset,
-                                    .size = size,
-                                    .peer_address = &peer->address_});
-  if (!checked.ok()) {
-    done->complete(std::move(checked));
+  if (Status s = check_transfer(kind == BulkKind::kGet, region->size(), local_offset, desc->size,
+                                desc->access, remote_offset, size, peer->address_);
+      !s.ok()) {
+    done->complete(std::move(s));
     return;
   }
   if (size == 0) {
