@@ -217,8 +217,12 @@ void OfiTransport::linger() {
     for (ssize_t i = 0; i < n; ++i) {
       auto* op = static_cast<OpContext*>(entries[i].op_context);
       if (op == nullptr) continue;
-      if (op->kind == OpContext::Kind::kSend) release_tx(static_cast<TxBuffer*>(op));
-      if (op->kind == OpContext::Kind::kRma) complete_piece(static_cast<RmaPiece*>(op), {});
+      // release_tx may free the buffer: op is not read after it.
+      if (op->kind == OpContext::Kind::kSend) {
+        release_tx(static_cast<TxBuffer*>(op));
+      } else if (op->kind == OpContext::Kind::kRma) {
+        complete_piece(static_cast<RmaPiece*>(op), {});
+      }
     }
     if (n <= 0) std::this_thread::sleep_for(std::chrono::microseconds(100));
   }
