@@ -1,7 +1,8 @@
 // The sm transport facing hostile input and real processes: garbage on the control socket or in
-// a ring closes only the offending connection; forked processes exchange messages and bulk
-// data (with and without cross-memory attach); a killed peer is reported and its name is
-// reusable; names left by a killed process are cleaned at the next start.
+// a ring closes only the offending connection; forked processes move bulk data on each of sm's
+// paths (cross-memory attach allowed or not, ordinary memory and arenas); names left by a killed
+// process are cleaned at the next start. What every transport does across processes is in
+// transport_processes_test.cpp.
 
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -15,7 +16,7 @@
 #include <filesystem>
 #include <random>
 
-#include "net_test_util.hpp"
+#include "bulk_test_util.hpp"
 #include "sm_test_util.hpp"
 
 namespace dango::net {
@@ -245,14 +246,6 @@ std::vector<std::byte> from_hex(const std::string& text) {
   return out;
 }
 
-void fill(std::span<std::byte> bytes, uint32_t seed) {
-  uint32_t x = seed;
-  for (auto& b : bytes) {
-    x = x * 1664525u + 1013904223u;
-    b = static_cast<std::byte>(x >> 24);
-  }
-}
-
 // Echoes messages until "quit", then exits 0; serves 2 MiB of ordinary memory and a 2 MiB arena,
 // both filled from seed 9, and reports its address and both descriptors.
 int run_server(int out, const std::string& address) {
@@ -285,7 +278,7 @@ int run_server(int out, const std::string& address) {
 
 class SmTwoProcesses : public ::testing::TestWithParam<bool> {};
 
-TEST_P(SmTwoProcesses, ExchangeMessagesAndBulkData) {
+TEST_P(SmTwoProcesses, BulkDataMovesBetweenOrdinaryMemoryAndArenas) {
   const bool no_cma = GetParam();
   std::unique_ptr<ScopedEnv> env;
   if (no_cma) env = std::make_unique<ScopedEnv>("DANGO_SM_NO_CMA", "1");
@@ -299,17 +292,6 @@ TEST_P(SmTwoProcesses, ExchangeMessagesAndBulkData) {
   Inbox inbox;
   c->set_handler(&inbox);
   auto peer = c->lookup(address);
-  constexpr int kCount = 1000;
-  std::string big(3 << 20, 'B');
-  for (int i = 0; i < kCount; ++i) {
-    ASSERT_TRUE(send_text(*c, peer, i == 500 ? big : std::to_string(i)).ok());
-  }
-  ASSERT_TRUE(drive({c.get()}, [&] { return inbox.count() == kCount; }));
-  for (int i = 0; i < kCount; ++i) {
-    EXPECT_TRUE(inbox.message(static_cast<size_t>(i)).second ==
-                (i == 500 ? big : std::to_string(i)));
-  }
-
   std::vector<std::byte> expected(2 << 20), local(2 << 20);
   fill(expected, 9);
   std::span<std::byte> segment(local);
@@ -345,26 +327,6 @@ TEST_P(SmTwoProcesses, ExchangeMessagesAndBulkData) {
 
 INSTANTIATE_TEST_SUITE_P(CrossMemoryAttach, SmTwoProcesses, ::testing::Values(false, true),
                          [](const auto& info) { return info.param ? "Forbidden" : "Allowed"; });
-
-TEST(SmRobustness, AKilledPeerIsReportedLostAndARestartedOneAtTheSameNameAnswers) {
-  const std::string address = "sm://sm-test-killed-" + std::to_string(::getpid());
-  auto c = make_transport("sm");
-  Inbox inbox;
-  c->set_handler(&inbox);
-  auto peer = c->lookup(address);
-  for (int life = 0; life < 2; ++life) {
-    ForkedChild child([&](int out) { return run_server(out, address); });
-    ASSERT_EQ(child.read_line(), address);
-    const size_t before = inbox.count();
-    ASSERT_TRUE(send_text(*c, peer, "life " + std::to_string(life)).ok());
-    ASSERT_TRUE(drive({c.get()}, [&] { return inbox.count() == before + 1; }));
-    EXPECT_EQ(inbox.message(before).second, "life " + std::to_string(life));
-    child.kill(SIGKILL);
-    EXPECT_EQ(child.wait_exit(), 128 + SIGKILL);
-    ASSERT_TRUE(drive({c.get()}, [&] { return inbox.lost_count() == size_t(life) + 1; }));
-    EXPECT_EQ(inbox.lost(static_cast<size_t>(life)), peer);
-  }
-}
 
 TEST(SmRobustness, NamesLeftByAKilledProcessAreRemovedAtTheNextStart) {
   TempDir dir;

@@ -41,13 +41,6 @@ class RpcTwoProcess : public OverTransports {
     if (::access(test_server_path().c_str(), X_OK) != 0) {
       GTEST_SKIP() << test_server_path() << " is not built (target dango-test-server)";
     }
-    if (transport().starts_with("ofi+")) {
-      // Known defect (issue 4): over libfabric's rxm, a client process that exits or dies
-      // leaves the server retrying it, and the server's replies to other clients stall past
-      // their liveness probe ("connection lost"). The ofi transport's own two-process tests
-      // (tests/net/ofi_robustness_test.cpp) pass; these wait for that fix.
-      GTEST_SKIP() << "ofi: exiting client processes stall the server's other replies (known defect)";
-    }
   }
   TempDir dir_;
 };

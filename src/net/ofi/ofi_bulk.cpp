@@ -12,22 +12,11 @@
 
 #include "dango/common/error.hpp"
 #include "dango/common/log.hpp"
+#include "net/bulk_checks.hpp"
 #include "net/ofi/ofi_transport.hpp"
 
 namespace dango::net::ofi {
 namespace {
-
-std::string range_text(size_t offset, size_t size) {
-  return "[" + std::to_string(offset) + ", " + std::to_string(offset) + "+" + std::to_string(size) +
-         ")";
-}
-
-bool in_bounds(uint64_t offset, uint64_t size, uint64_t total) {
-  return offset <= total && size <= total - offset;
-}
-
-bool allows_read(Access a) { return a == Access::kReadOnly || a == Access::kReadWrite; }
-bool allows_write(Access a) { return a == Access::kWriteOnly || a == Access::kReadWrite; }
 
 uint64_t remote_access_flags(Access access) {
   uint64_t flags = FI_READ | FI_WRITE;  // local use: target of our gets, source of our puts
@@ -164,7 +153,8 @@ void OfiTransport::start_bulk(BulkKind kind, const PeerRef& peer_ref,
     return;
   }
   OfiPeer* raw_peer = as_ofi_peer(peer_ref);
-  if (raw_peer == nullptr) return invalid("peer was not looked up by this " + scheme_ + " transport");
+  if (raw_peer == nullptr)
+    return invalid("peer was not looked up by this " + scheme_ + " transport");
   std::shared_ptr<OfiPeer> peer(peer_ref, raw_peer);
   auto desc = decode_descriptor(remote);
   if (!desc) return invalid("malformed remote memory descriptor");
@@ -172,17 +162,11 @@ void OfiTransport::start_bulk(BulkKind kind, const PeerRef& peer_ref,
   if (region == nullptr || region->table() != regions_.get()) {
     return invalid("local region is not registered with this " + scheme_ + " transport");
   }
-  if (!in_bounds(local_offset, size, region->size())) {
-    return invalid("local range " + range_text(local_offset, size) + " outside a region of " +
-                   std::to_string(region->size()) + " bytes");
-  }
-  if (!in_bounds(remote_offset, size, desc->size)) {
-    return invalid("remote range " + range_text(remote_offset, size) + " outside a region of " +
-                   std::to_string(desc->size) + " bytes at " + peer->address_);
-  }
-  if (read ? !allows_read(desc->access) : !allows_write(desc->access)) {
-    return invalid(std::string("remote region at ") + peer->address_ + " is not " +
-                   (read ? "readable" : "writable"));
+  if (Status s = check_transfer(read, region->size(), local_offset, desc->size, desc->access,
+                                remote_offset, size, peer->address_);
+      !s.ok()) {
+    done->complete(std::move(s));
+    return;
   }
   if (size == 0) {
     done->complete(Status::Ok());
@@ -220,19 +204,14 @@ void OfiTransport::post_pieces(std::vector<std::unique_ptr<RmaPiece>> pieces, Of
   // All in flight at once, in order; from the first piece the provider cannot take, queued.
   std::vector<std::pair<RmaPiece*, long>> failed;
   for (RmaPiece* piece : order) {
-    ssize_t rc = post_queue_.empty() ? post_now(piece) : -FI_EAGAIN;
-    if (rc == -FI_EAGAIN) {
-      post_queue_.push_back(piece);
-      has_queued_.store(true, std::memory_order_release);
-    } else if (rc != 0) {
-      failed.emplace_back(piece, static_cast<long>(rc));
-    }
+    ssize_t rc = post_or_queue(piece, piece->op->peer);
+    if (rc != 0) failed.emplace_back(piece, static_cast<long>(rc));
   }
   post_lock.unlock();
   for (auto [piece, rc] : failed) {
-    complete_piece(piece, {Status::Code::kDisconnected, std::string(what) + ": cannot reach " +
-                                                            peer.address_ + ": " +
-                                                            fi_error_text(rc)});
+    complete_piece(
+        piece, {Status::Code::kDisconnected,
+                std::string(what) + ": cannot reach " + peer.address_ + ": " + fi_error_text(rc)});
   }
 }
 

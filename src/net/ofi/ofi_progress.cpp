@@ -218,8 +218,12 @@ void OfiTransport::linger() {
     for (ssize_t i = 0; i < n; ++i) {
       auto* op = static_cast<OpContext*>(entries[i].op_context);
       if (op == nullptr) continue;
-      if (op->kind == OpContext::Kind::kSend) release_tx(static_cast<TxBuffer*>(op));
-      if (op->kind == OpContext::Kind::kRma) complete_piece(static_cast<RmaPiece*>(op), {});
+      // release_tx may free the buffer: op is not read after it.
+      if (op->kind == OpContext::Kind::kSend) {
+        release_tx(static_cast<TxBuffer*>(op));
+      } else if (op->kind == OpContext::Kind::kRma) {
+        complete_piece(static_cast<RmaPiece*>(op), {});
+      }
     }
     if (n <= 0) std::this_thread::sleep_for(std::chrono::microseconds(100));
   }
@@ -230,11 +234,11 @@ void OfiTransport::teardown() {
   Status why{Status::Code::kShutdown, scheme_ + " transport " + address_ + " closed"};
   fail_bulk(nullptr, why);
   {
-    std::lock_guard lock(post_mutex_);  // no post is running or will start (closed_ is set)
-    for (OpContext* op : post_queue_) {
-      if (op->kind == OpContext::Kind::kSend) release_tx(static_cast<TxBuffer*>(op));
-    }
-    post_queue_.clear();
+    std::unique_lock lock(post_mutex_);  // no post is running or will start (closed_ is set)
+    std::vector<OpContext*> dropped = drop_queued(nullptr);
+    backlog_.clear();
+    lock.unlock();
+    fail_dropped(dropped, why);  // the pieces' operations were failed above
   }
   {
     std::lock_guard lock(batched_mutex_);
@@ -265,7 +269,6 @@ void OfiTransport::teardown() {
     tx_free_.clear();
     tx_in_use_.clear();
   }
-  rx_order_.clear();
   rx_.clear();
   {
     std::lock_guard lock(ops_mutex_);

@@ -20,31 +20,22 @@ spdlog::logger& logger() {
 
 int64_t now_ns() { return std::chrono::steady_clock::now().time_since_epoch().count(); }
 
-constexpr int64_t kLivenessCheckEvery = std::chrono::nanoseconds(std::chrono::milliseconds(100)).count();
+constexpr int64_t kLivenessCheckEvery =
+    std::chrono::nanoseconds(std::chrono::milliseconds(100)).count();
 // Peers unused by anyone but the transport, silent this long, leave the address vector.
 constexpr int64_t kForgetAfter = std::chrono::nanoseconds(std::chrono::minutes(5)).count();
 
 }  // namespace
 
 size_t OfiTransport::receive_completed(RxBuffer& rx, size_t length) {
-  rx.filled = true;
-  rx.length = std::min(length, rx.buffer.capacity);
   size_t handled = 0;
-  while (!rx_order_.empty() && rx_order_.front()->filled && !closed_.load()) {
-    RxBuffer* head = rx_order_.front();
-    rx_order_.pop_front();
-    if (head->length > 0) handled += handle_packet({head->buffer.bytes.get(), head->length});
-    if (closed_.load()) break;  // closed by a callback: the buffers go with the endpoint
-    repost(*head);
-  }
+  if (length > 0)
+    handled = handle_packet({rx.buffer.bytes.get(), std::min(length, rx.buffer.capacity)});
+  if (!closed_.load()) repost(rx);  // else closed by a callback: the buffers go with the endpoint
   return handled;
 }
 
 void OfiTransport::repost(RxBuffer& rx) {
-  rx.filled = false;
-  rx.length = 0;
-  if (closed_.load()) return;
-  rx_order_.push_back(&rx);
   for (;;) {
     ssize_t rc = fi_recv(ep_, rx.buffer.bytes.get(), rx.buffer.capacity, rx.buffer.desc,
                          FI_ADDR_UNSPEC, static_cast<OpContext*>(&rx));
@@ -102,23 +93,94 @@ size_t OfiTransport::handle_packet(std::span<const std::byte> packet) {
     peer->discarding = false;
     if (known != 0) {
       // Same address, new process: what was sent to the old one is gone.
+      restart_stream(*peer);
       logger().info("{} transport: {} restarted", scheme_, peer->address_);
       if (!peer->lost.exchange(true) && handler_ != nullptr) handler_->on_peer_lost(peer);
     }
     peer->incarnation.store(header.incarnation, std::memory_order_relaxed);
   }
   peer->lost.store(false, std::memory_order_relaxed);
+  if (header.type < static_cast<uint8_t>(PacketType::kMessage) ||
+      header.type > static_cast<uint8_t>(PacketType::kPong)) {
+    return garbage("unknown packet type");
+  }
+  return handle_in_order(peer, header, packet);
+}
 
+size_t OfiTransport::handle_in_order(const std::shared_ptr<OfiPeer>& from,
+                                     const PacketHeader& header,
+                                     std::span<const std::byte> packet) {
+  OfiPeer& peer = *from;
+  const uint64_t sequence = header.sequence;
+  auto epoch = [](uint64_t s) { return static_cast<uint16_t>(s >> kSequenceEpochShift); };
+  const uint64_t position_mask = (uint64_t{1} << kSequenceEpochShift) - 1;
+  auto forget_early = [&](auto first, auto last) {
+    for (auto it = first; it != last; ++it) peer.early_bytes -= it->second.size();
+    peer.early.erase(first, last);
+  };
+  auto start_stream = [&](uint64_t at) {
+    peer.synced = true;
+    peer.next_expected = at;
+    forget_early(peer.early.begin(), peer.early.lower_bound(at));
+    peer.partial.reset();
+    peer.partial_length = peer.partial_filled = 0;
+  };
+  if (header.incarnation != peer.stream_incarnation) {
+    // Another process at that address: its stream starts at its first position 0.
+    peer.stream_incarnation = header.incarnation;
+    peer.synced = false;
+    forget_early(peer.early.begin(), peer.early.end());
+  }
+  if (!peer.synced && (sequence & position_mask) == 0) start_stream(sequence);
+  if (peer.synced && epoch(sequence) != epoch(peer.next_expected)) {
+    if (static_cast<int16_t>(epoch(sequence) - epoch(peer.next_expected)) < 0)
+      return 0;  // abandoned
+    // The sender gave us up for lost and started over: what it had not sent is gone.
+    if ((sequence & position_mask) != 0)
+      peer.synced = false;  // its position 0 is still to come
+    else
+      start_stream(sequence);
+  }
+  if (peer.synced && sequence < peer.next_expected) return 0;  // a position already handled
+  size_t handled = 0;
+  if (!peer.synced || sequence > peer.next_expected) {
+    if (peer.early.emplace(sequence, std::vector<std::byte>(packet.begin(), packet.end())).second) {
+      peer.early_bytes += packet.size();
+    }
+    if (peer.early_bytes <= kMaxEarlyBytes) return 0;
+    // A packet that never completes (a receive the provider failed): skip the gap.
+    logger().warn("{} transport: packets before {} from {} never arrived; skipping them", scheme_,
+                  peer.early.begin()->first, peer.address_);
+    start_stream(peer.early.begin()->first);
+  } else {
+    ++peer.next_expected;
+    handled += dispatch(from, header, packet.subspan(sizeof header + header.name_length));
+  }
+  while (!closed_.load() && !peer.early.empty() &&
+         peer.early.begin()->first == peer.next_expected) {
+    auto node = peer.early.extract(peer.early.begin());
+    peer.early_bytes -= node.mapped().size();
+    ++peer.next_expected;
+    const std::vector<std::byte>& bytes = node.mapped();
+    PacketHeader held;
+    std::memcpy(&held, bytes.data(), sizeof held);
+    handled += dispatch(from, held, std::span(bytes).subspan(sizeof held + held.name_length));
+  }
+  return handled;
+}
+
+size_t OfiTransport::dispatch(const std::shared_ptr<OfiPeer>& from, const PacketHeader& header,
+                              std::span<const std::byte> payload) {
   switch (static_cast<PacketType>(header.type)) {
     case PacketType::kMessage:
-      return take_message_part(peer, header, payload);
+      return take_message_part(from, header, payload);
     case PacketType::kPing:
-      send_control(peer, PacketType::kPong);
+      send_control(from, PacketType::kPong);
       return 0;
     case PacketType::kPong:
       return 0;
   }
-  return garbage("unknown packet type");
+  return 0;
 }
 
 size_t OfiTransport::take_message_part(const std::shared_ptr<OfiPeer>& from,
@@ -129,8 +191,8 @@ size_t OfiTransport::take_message_part(const std::shared_ptr<OfiPeer>& from,
   peer.discarding = false;
   auto garbage = [&](const char* why) {
     peer.discarding = true;
-    logger().warn("{} transport: dropping a malformed message from {}: {}", scheme_,
-                  peer.address_, why);
+    logger().warn("{} transport: dropping a malformed message from {}: {}", scheme_, peer.address_,
+                  why);
     peer.partial.reset();
     peer.partial_length = peer.partial_filled = 0;
     return size_t{0};
@@ -220,11 +282,27 @@ void OfiTransport::peer_failed(const std::shared_ptr<OfiPeer>& peer, const std::
   // Whatever answers next at this address is a new process (or the old one, which re-announces
   // itself): packets still held by the provider for the old one will be dropped there.
   peer->incarnation.store(0, std::memory_order_relaxed);
-  fail_bulk(peer.get(), {Status::Code::kDisconnected, "peer " + peer->address_ + " lost: " + why});
+  const Status lost{Status::Code::kDisconnected, "peer " + peer->address_ + " lost: " + why};
+  fail_bulk(peer.get(), lost);
+  {
+    // What waits for the provider to take it would go to whatever answers at this address next;
+    // the packets that follow start a new stream, so that the receiver does not wait for these.
+    std::unique_lock lock(post_mutex_);
+    std::vector<OpContext*> dropped = drop_queued(peer.get());
+    lock.unlock();
+    restart_stream(*peer);
+    fail_dropped(dropped, lost);
+  }
   if (peer->lost.exchange(true)) return;
   forget_connection(*peer);
   logger().info("{} transport: peer {} lost: {}", scheme_, peer->address_, why);
   if (handler_ != nullptr && !closed_.load()) handler_->on_peer_lost(peer);
+}
+
+void OfiTransport::restart_stream(OfiPeer& peer) {
+  std::lock_guard lock(post_mutex_);
+  const uint64_t epoch = (peer.next_sequence >> kSequenceEpochShift) + 1;
+  peer.next_sequence = (epoch & 0xffff) << kSequenceEpochShift;
 }
 
 void OfiTransport::forget_connection(OfiPeer& peer) {

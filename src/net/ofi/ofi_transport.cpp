@@ -183,7 +183,6 @@ void OfiTransport::post_receive_buffers() {
     }
     ssize_t rc = fi_recv(ep_, rx->buffer.bytes.get(), packet_size_, rx->buffer.desc,
                          FI_ADDR_UNSPEC, static_cast<OpContext*>(rx.get()));
-    rx_order_.push_back(rx.get());
     rx_.push_back(std::move(rx));  // owned from here, so teardown releases its registration
     if (rc != 0) {
       throw NetworkError(scheme_ + " transport: cannot post a receive buffer: " +
@@ -378,90 +377,6 @@ void OfiTransport::flush() {
       deferred_failures_.emplace_back(std::move(peer), status.message);
       has_deferred_.store(true, std::memory_order_release);
     }
-  }
-}
-
-ssize_t OfiTransport::post_now(OpContext* op) {
-  if (op->kind == OpContext::Kind::kSend) {
-    auto* tx = static_cast<TxBuffer*>(op);
-    if (tx->may_inject && tx->length <= inject_size_) {
-      ssize_t rc = fi_inject(ep_, tx->buffer.bytes.get(), tx->length, tx->peer->fi_addr.load());
-      if (rc == 0) release_tx(tx);  // the provider copied it; no completion follows
-      return rc;
-    }
-    return fi_send(ep_, tx->buffer.bytes.get(), tx->length, tx->buffer.desc, tx->peer->fi_addr.load(),
-                   op);
-  }
-  auto* piece = static_cast<RmaPiece*>(op);
-  const fi_addr_t to = piece->op->peer->fi_addr.load();
-  if (piece->read) {
-    return fi_read(ep_, piece->local, piece->length, piece->local_desc, to, piece->remote_address,
-                   piece->key, op);
-  }
-  // A put is complete when the bytes are in the remote memory, not merely sent: the owner may
-  // read them as soon as the requester learns of the completion (FI_DELIVERY_COMPLETE).
-  iovec local{piece->local, piece->length};
-  fi_rma_iov remote{piece->remote_address, piece->length, piece->key};
-  fi_msg_rma message{};
-  message.msg_iov = &local;
-  message.desc = &piece->local_desc;
-  message.iov_count = 1;
-  message.addr = to;
-  message.rma_iov = &remote;
-  message.rma_iov_count = 1;
-  message.context = op;
-  return fi_writemsg(ep_, &message, FI_COMPLETION | FI_DELIVERY_COMPLETE);
-}
-
-Status OfiTransport::post_packets(std::span<TxBuffer* const> packets) {
-  std::unique_lock lock(post_mutex_);
-  for (size_t i = 0; i < packets.size(); ++i) {
-    TxBuffer* tx = packets[i];
-    if (closed_.load()) {
-      for (size_t j = i; j < packets.size(); ++j) release_tx(packets[j]);
-      return {Status::Code::kShutdown, scheme_ + " transport closed"};
-    }
-    ssize_t rc = post_queue_.empty() ? post_now(tx) : -FI_EAGAIN;
-    if (rc == -FI_EAGAIN) {
-      post_queue_.push_back(tx);
-      has_queued_.store(true, std::memory_order_release);
-    } else if (rc != 0) {
-      std::string why = "cannot send to " + tx->peer->address_ + ": " + fi_error_text(rc);
-      for (size_t j = i; j < packets.size(); ++j) release_tx(packets[j]);
-      return {Status::Code::kDisconnected, std::move(why)};
-    }
-  }
-  return Status::Ok();
-}
-
-void OfiTransport::drain_post_queue() {
-  if (!has_queued_.load(std::memory_order_acquire)) return;
-  std::vector<std::pair<OpContext*, long>> failed;
-  {
-    std::lock_guard lock(post_mutex_);
-    while (!post_queue_.empty() && !closed_.load()) {
-      OpContext* op = post_queue_.front();
-      ssize_t rc = post_now(op);
-      if (rc == -FI_EAGAIN) break;
-      post_queue_.pop_front();
-      if (rc != 0) failed.emplace_back(op, static_cast<long>(rc));
-    }
-    has_queued_.store(!post_queue_.empty(), std::memory_order_release);
-  }
-  for (auto [op, rc] : failed) fail_post(op, rc);
-}
-
-void OfiTransport::fail_post(OpContext* op, long rc) {
-  if (op->kind == OpContext::Kind::kSend) {
-    auto* tx = static_cast<TxBuffer*>(op);
-    auto peer = tx->peer;
-    release_tx(tx);
-    peer_failed(peer, "send failed: " + fi_error_text(rc));
-  } else if (op->kind == OpContext::Kind::kRma) {
-    auto* piece = static_cast<RmaPiece*>(op);
-    complete_piece(piece, {Status::Code::kDisconnected, "cannot reach " +
-                                                            piece->op->peer->address_ + ": " +
-                                                            fi_error_text(rc)});
   }
 }
 

@@ -11,10 +11,11 @@
 // within connect_timeout. A peer restarted at the same address is recognised by the new
 // incarnation number in its packets: on_peer_lost is reported for the old one.
 //
-// Files: ofi_transport.cpp (setup, peers, send and posting), ofi_progress.cpp (completions,
-// sleep, interrupt, close), ofi_receive.cpp (packets, reassembly, liveness), ofi_bulk.cpp
-// (memory regions, get/put), fabric.cpp (provider choice, address text), wire.hpp (formats). Locking order: post_mutex_,
-// then tx_mutex_ or ops_mutex_; peers_mutex_ and regions' table mutex are leaves.
+// Files: ofi_transport.cpp (setup, peers, send), ofi_post.cpp (posting, per-peer queues),
+// ofi_progress.cpp (completions, sleep, interrupt, close), ofi_receive.cpp (packets, reassembly,
+// liveness), ofi_bulk.cpp (memory regions, get/put), fabric.cpp (provider choice, address text),
+// wire.hpp (formats). Locking order: post_mutex_, then tx_mutex_ or ops_mutex_; peers_mutex_ and
+// regions' table mutex are leaves.
 
 #include <rdma/fabric.h>
 #include <rdma/fi_domain.h>
@@ -22,6 +23,7 @@
 #include <atomic>
 #include <chrono>
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -78,6 +80,18 @@ class OfiPeer final : public Peer {
   uint64_t partial_length = 0;
   uint64_t partial_filled = 0;
   bool discarding = false;  // dropping the rest of a malformed message, without more warnings
+  uint64_t stream_incarnation = 0;  // of the process whose stream next_expected follows
+  bool synced = false;  // next_expected is known (position 0 of the stream was seen)
+  uint64_t next_expected = 0;  // sequence of the next packet from the peer to handle
+  std::map<uint64_t, std::vector<std::byte>> early;  // packets completed before their turn
+  size_t early_bytes = 0;
+  // Guarded by the transport's post_mutex_: operations the provider would not take yet (FI_EAGAIN),
+  // in order, and since when the first of them has waited (steady-clock ns).
+  std::deque<OpContext*> queued;
+  int64_t queued_since = 0;
+  uint64_t next_sequence = 0;  // of the next packet posted to the peer
+  bool in_backlog = false;  // listed in the transport's backlog_
+  bool refused_this_turn = false;  // drain_post_queue(): the provider said FI_EAGAIN this pass
 };
 
 // One packet to send; pooled.
@@ -92,8 +106,6 @@ struct TxBuffer : OpContext {
 struct RxBuffer : OpContext {
   RxBuffer() : OpContext(Kind::kRecv) {}
   LocalBuffer buffer;
-  bool filled = false;  // completed, waiting for the buffers posted before it
-  size_t length = 0;    // 0 after a failed receive
 };
 
 // A get/put: completes once, when its last piece does (first error wins).
@@ -217,11 +229,20 @@ class OfiTransport final : public Transport {
                                           std::span<const std::span<const std::byte>> parts,
                                           size_t total, std::span<TxBuffer*, 1> single,
                                           std::vector<TxBuffer*>& many);
-  // Posts in order behind what is queued; an immediate failure is returned (kDisconnected).
+  // ofi_post.cpp
+  // Posts in order behind what is queued for the same peer; an immediate failure is returned
+  // (kDisconnected).
   Status post_packets(std::span<TxBuffer* const> packets);
+  // Posts `op` at once unless ops to `peer` wait before it; queues it on FI_EAGAIN. Returns 0 or
+  // the provider's error. Caller holds post_mutex_.
+  ssize_t post_or_queue(OpContext* op, const std::shared_ptr<OfiPeer>& peer);
   ssize_t post_now(OpContext* op);
   void drain_post_queue();
   void fail_post(OpContext* op, long rc);
+  // Takes every operation queued for `peer` (all peers when null) out of the queues; the caller
+  // releases or fails them with fail_dropped() once post_mutex_ is released.
+  std::vector<OpContext*> drop_queued(OfiPeer* peer);
+  void fail_dropped(std::span<OpContext* const> ops, const Status& status);
 
   // ofi_progress.cpp
   size_t poll_completions();
@@ -232,10 +253,15 @@ class OfiTransport final : public Transport {
 
   // ofi_receive.cpp
   size_t handle_packet(std::span<const std::byte> packet);
+  // Handles a packet of `peer` in its stream's turn (see wire.hpp), then those it was holding up.
+  size_t handle_in_order(const std::shared_ptr<OfiPeer>& peer, const PacketHeader& header,
+                         std::span<const std::byte> packet);
+  size_t dispatch(const std::shared_ptr<OfiPeer>& peer, const PacketHeader& header,
+                  std::span<const std::byte> payload);
   size_t take_message_part(const std::shared_ptr<OfiPeer>& from, const PacketHeader& header,
                            std::span<const std::byte> payload);
   void repost(RxBuffer& rx);
-  // Records a completed receive and processes the buffers now complete at the head.
+  // Handles a completed receive (length 0 after a failed one) and reposts the buffer.
   size_t receive_completed(RxBuffer& rx, size_t length);
   void send_control(const std::shared_ptr<OfiPeer>& peer, PacketType type);
   void check_liveness(int64_t now);
@@ -245,6 +271,9 @@ class OfiTransport final : public Transport {
   // Replaces the peer's address-vector entry, so that the provider drops its broken connection
   // state (rxm keeps retrying a dead connection, and holds what was queued on it, forever).
   void forget_connection(OfiPeer& peer);
+  // Packets posted to `peer` from now on start a new stream (wire.hpp): the receiver stops
+  // waiting for the ones before, which were dropped or went to a process that is gone.
+  void restart_stream(OfiPeer& peer);
 
   // ofi_bulk.cpp
   void start_bulk(BulkKind kind, const PeerRef& peer, std::span<const std::byte> remote,
@@ -300,14 +329,13 @@ class OfiTransport final : public Transport {
   std::mutex tx_mutex_;  // guards the tx pool
   std::vector<std::unique_ptr<TxBuffer>> tx_free_;
   std::unordered_map<TxBuffer*, std::unique_ptr<TxBuffer>> tx_in_use_;
-  std::vector<std::unique_ptr<RxBuffer>> rx_;
-  // Posted receive buffers in posting order. The provider fills them in that order, in the order
-  // each sender sent (FI_ORDER_SAS), but may complete them out of order (a large message moved
-  // by rendezvous completes after small ones behind it); packets are processed in this order.
-  std::deque<RxBuffer*> rx_order_;
+  std::vector<std::unique_ptr<RxBuffer>> rx_;  // posted receive buffers
 
-  std::mutex post_mutex_;  // guards post_queue_ and every post, so packets leave in order
-  std::deque<OpContext*> post_queue_;
+  // Guards every post and the per-peer queues, so that packets to a peer leave in order. Each peer
+  // has its own queue: one the provider cannot reach (rxm answers FI_EAGAIN for ever while it
+  // reconnects to a dead process) or one flooded with traffic holds up nobody else.
+  std::mutex post_mutex_;
+  std::vector<std::shared_ptr<OfiPeer>> backlog_;  // peers with queued operations
   std::atomic<bool> has_queued_{false};
   std::mutex batched_mutex_;
   std::vector<TxBuffer*> batched_;

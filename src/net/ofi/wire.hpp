@@ -5,8 +5,11 @@
 //
 // A packet is [PacketHeader][sender name][payload]. A user message that does not fit in one
 // packet (the transport's packet size, at most the provider's max_msg_size) travels as
-// consecutive packets of the same message, each carrying its offset; the provider delivers them
-// in order (FI_ORDER_SAS), so the receiver appends them.
+// consecutive packets of the same message, each carrying its offset. Every packet to a peer
+// carries the next number of that sender's stream to it: the receiver handles a sender's packets
+// in that order whatever order the provider completes them in (rxm completes a message moved by
+// rendezvous after the smaller ones behind it), and one sender's unfinished packet (a process that
+// died mid-message) never holds up another sender's.
 
 #include <cstdint>
 #include <cstring>
@@ -19,7 +22,7 @@
 namespace dango::net::ofi {
 
 constexpr uint32_t kPacketMagic = 0x49464f44;  // "DOFI"
-constexpr uint8_t kWireVersion = 1;
+constexpr uint8_t kWireVersion = 2;
 
 enum class PacketType : uint8_t {
   kMessage = 1,  // (part of) a user message
@@ -43,8 +46,17 @@ struct PacketHeader {
   uint64_t destination = 0;
   uint64_t message_length = 0;  // bytes of the whole user message
   uint64_t offset = 0;          // where this packet's payload goes in the message
+  // Position in the sender's stream of packets to this receiver, from 0. A sender that gave the
+  // receiver up for lost (and dropped what it had not sent) starts a new stream at 0.
+  uint64_t sequence = 0;
 };
-static_assert(sizeof(PacketHeader) == 40);
+static_assert(sizeof(PacketHeader) == 48);
+// A sequence is (stream epoch << kSequenceEpochShift) | position in that stream.
+constexpr unsigned kSequenceEpochShift = 48;
+// Bytes of one sender's packets held while an earlier one has not completed (rxm moves a large
+// packet by rendezvous, and many small ones may overtake it). Beyond this the earlier one is
+// taken as lost: a peer skipping positions cannot make the receiver hold memory without bound.
+constexpr size_t kMaxEarlyBytes = size_t{64} << 20;
 
 // A registered region as seen by a peer: its size and access, and per segment where it starts
 // for RMA (a virtual address, or 0 when the provider addresses regions by offset) and its key.

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "dango/net/transport.hpp"
+#include "net/bulk_checks.hpp"
 
 namespace dango::net::sm {
 
@@ -55,8 +56,6 @@ inline std::vector<std::byte> encode_descriptor(const RegionDescriptor& d) {
   return out;
 }
 
-inline bool allows_read(Access a) { return a == Access::kReadOnly || a == Access::kReadWrite; }
-inline bool allows_write(Access a) { return a == Access::kWriteOnly || a == Access::kReadWrite; }
 
 // Parses and checks a descriptor: nullopt when malformed or when the segments do not add up to
 // the size.

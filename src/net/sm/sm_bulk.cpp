@@ -151,17 +151,11 @@ void SmTransport::start_bulk(BulkKind kind, const PeerRef& peer_ref,
   if (region == nullptr || region->table() != regions_.get()) {
     return invalid("local region is not registered with this sm transport");
   }
-  if (!in_bounds(local_offset, size, region->size())) {
-    return invalid("local range " + range_text(local_offset, size) + " outside a region of " +
-                   std::to_string(region->size()) + " bytes");
-  }
-  if (!in_bounds(remote_offset, size, desc->size)) {
-    return invalid("remote range " + range_text(remote_offset, size) + " outside a region of " +
-                   std::to_string(desc->size) + " bytes at " + peer->address_);
-  }
-  if (kind == BulkKind::kGet ? !allows_read(desc->access) : !allows_write(desc->access)) {
-    return invalid(std::string("remote region at ") + peer->address_ + " is not " +
-                   (kind == BulkKind::kGet ? "readable" : "writable"));
+  if (Status s = check_transfer(kind == BulkKind::kGet, region->size(), local_offset, desc->size,
+                                desc->access, remote_offset, size, peer->address_);
+      !s.ok()) {
+    done->complete(std::move(s));
+    return;
   }
   if (size == 0) {
     done->complete(Status::Ok());

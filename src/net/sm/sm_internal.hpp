@@ -15,6 +15,7 @@
 #include <string>
 
 #include "dango/common/log.hpp"
+#include "net/bulk_checks.hpp"
 #include "net/sm/sm_transport.hpp"
 
 namespace dango::net::sm {
@@ -63,15 +64,6 @@ void for_each_piece(std::span<const std::span<std::byte>> segments, size_t offse
     length -= n;
     offset = 0;
   }
-}
-
-inline std::string range_text(size_t offset, size_t size) {
-  return "[" + std::to_string(offset) + ", " + std::to_string(offset) + "+" + std::to_string(size) +
-         ")";
-}
-
-inline bool in_bounds(uint64_t offset, uint64_t size, uint64_t total) {
-  return offset <= total && size <= total - offset;
 }
 
 // Payload headers of the fallback records (sm_fallback.cpp).

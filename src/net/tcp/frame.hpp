@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "dango/net/transport.hpp"
+#include "net/bulk_checks.hpp"
 
 namespace dango::net::tcp {
 
@@ -112,7 +113,5 @@ inline std::optional<RegionDescriptor> decode_descriptor(std::span<const std::by
   return d;
 }
 
-inline bool allows_read(Access a) { return a == Access::kReadOnly || a == Access::kReadWrite; }
-inline bool allows_write(Access a) { return a == Access::kWriteOnly || a == Access::kReadWrite; }
 
 }  // namespace dango::net::tcp

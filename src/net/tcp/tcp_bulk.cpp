@@ -8,21 +8,10 @@
 #include <system_error>
 
 #include "dango/common/log.hpp"
+#include "net/bulk_checks.hpp"
 #include "net/tcp/tcp_transport.hpp"
 
 namespace dango::net::tcp {
-namespace {
-
-std::string range_text(size_t offset, size_t size) {
-  return "[" + std::to_string(offset) + ", " + std::to_string(offset) + "+" + std::to_string(size) +
-         ")";
-}
-
-bool in_bounds(uint64_t offset, uint64_t size, uint64_t total) {
-  return offset <= total && size <= total - offset;
-}
-
-}  // namespace
 
 TcpMemoryRegion::TcpMemoryRegion(std::shared_ptr<RegionTable> table,
                                  std::span<const std::span<std::byte>> segs, Access access)
@@ -77,18 +66,11 @@ void TcpTransport::start_bulk(BulkKind kind, const PeerRef& peer_ref,
   if (region == nullptr || region->table() != regions_.get()) {
     return invalid("local region is not registered with this tcp transport");
   }
-  if (!in_bounds(local_offset, size, region->size())) {
-    return invalid("local range " + range_text(local_offset, size) + " outside a region of " +
-                   std::to_string(region->size()) + " bytes");
-  }
-  // Checked here to fail fast; the owner checks again, as a descriptor may be stale or forged.
-  if (!in_bounds(remote_offset, size, desc->size)) {
-    return invalid("remote range " + range_text(remote_offset, size) + " outside a region of " +
-                   std::to_string(desc->size) + " bytes at " + peer->address_);
-  }
-  if (kind == BulkKind::kGet ? !allows_read(desc->access) : !allows_write(desc->access)) {
-    return invalid(std::string("remote region at ") + peer->address_ + " is not " +
-                   (kind == BulkKind::kGet ? "readable" : "writable"));
+  if (Status s = check_transfer(kind == BulkKind::kGet, region->size(), local_offset, desc->size,
+                                desc->access, remote_offset, size, peer->address_);
+      !s.ok()) {
+    done->complete(std::move(s));
+    return;
   }
   if (size == 0) {
     done->complete(Status::Ok());
