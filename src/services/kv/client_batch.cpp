@@ -199,6 +199,21 @@ std::vector<bool> Database::put_packed(std::span<const std::byte> keys,
   return applied_of(reply, key_sizes.size());
 }
 
+Pending<std::vector<bool>> Database::put_packed_async(std::span<const std::byte> keys,
+                                                      std::span<const size_t> key_sizes,
+                                                      std::span<const std::byte> values,
+                                                      std::span<const size_t> value_sizes,
+                                                      PutOptions options) {
+  auto batch = std::make_shared<Batch>();
+  batch->put = make_put(*state_, keys, key_sizes, values, value_sizes, options.mode);
+  auto call = state_->put.async(batch->put);
+  return make_pending<std::vector<bool>>(std::move(call), batch,
+                                         [state = state_, n = key_sizes.size()](p::PutReply reply) {
+                                           state->check(reply.status);
+                                           return applied_of(reply, n);
+                                         });
+}
+
 size_t Database::get_packed(std::span<const std::byte> keys, std::span<const size_t> key_sizes,
                             std::span<std::byte> values, std::span<size_t> value_sizes,
                             GetOptions options) {

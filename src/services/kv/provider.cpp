@@ -28,7 +28,7 @@ constexpr const char* kRpcNames[] = {p::kOpen,
 }  // namespace
 
 ProviderState::ProviderState(rpc::Engine& engine, ProviderOptions options)
-    : engine_(engine), options_(std::move(options)) {
+    : engine_(engine), options_(std::move(options)), buffers_(engine) {
   for (size_t i = 0; i < options_.databases.size(); ++i) {
     const DatabaseConfig& db = options_.databases[i];
     for (size_t j = 0; j < i; ++j) {

@@ -72,8 +72,7 @@ BufferPool::Lease ProviderState::pull(const rpc::Request& request, const rpc::Bu
   }
   BufferPool::Lease buffer = buffers_.take(size);
   if (size == 0) return buffer;
-  rpc::Bulk local = engine_.expose(buffer.bytes(), rpc::Access::kWriteOnly);
-  engine_.pull(request.source(), bulk, 0, local, 0, size);
+  engine_.pull(request.source(), bulk, 0, buffer.bulk(), 0, size);
   return buffer;
 }
 

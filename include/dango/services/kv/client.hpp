@@ -113,6 +113,14 @@ class Database {
   Pending<std::vector<bool>> exists_multi_async(std::span<const std::string> keys);
   Pending<std::vector<size_t>> length_multi_async(std::span<const std::string> keys);
   Pending<void> erase_multi_async(std::span<const std::string> keys);
+  // put_packed without waiting: the bytes are neither copied nor packed again (large batches are
+  // pulled by the provider straight from `keys` and `values`). Keeping a few batches outstanding
+  // lets the provider write one while the next travels.
+  Pending<std::vector<bool>> put_packed_async(std::span<const std::byte> keys,
+                                              std::span<const size_t> key_sizes,
+                                              std::span<const std::byte> values,
+                                              std::span<const size_t> value_sizes,
+                                              PutOptions options = {});
 
   // --- listing, in key order (Unsupported on unordered backends) ---
   // Up to options.max keys from options.start with options.prefix. Page through with the last

@@ -23,6 +23,7 @@
 
 #include "dango/common/config.hpp"
 #include "services/kv/backend.hpp"
+#include "services/kv/backends/ordered_iteration.hpp"
 #include "services/kv/backends/put_modes.hpp"
 
 namespace dango::kv {
@@ -38,7 +39,6 @@ Status status_of(const leveldb::Status& s, std::string_view what) {
 }
 
 leveldb::Slice slice(std::string_view s) { return {s.data(), s.size()}; }
-std::string_view view(const leveldb::Slice& s) { return {s.data(), s.size()}; }
 
 constexpr std::pair<std::string_view, leveldb::CompressionType> kCompressions[] = {
     {"none", leveldb::kNoCompression}, {"snappy", leveldb::kSnappyCompression}};
@@ -158,20 +158,13 @@ class LevelDbBackend final : public Backend {
 
   Status list(const ListQuery& query, EntryVisitor visit) override {
     std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
-    it->Seek(slice(std::max(query.start, query.prefix)));
-    if (!query.inclusive && it->Valid() && view(it->key()) == query.start) it->Next();
-    for (; it->Valid(); it->Next()) {
-      std::string_view key = view(it->key());
-      if (!key.starts_with(query.prefix)) break;
-      if (!visit(key, query.with_values ? view(it->value()) : std::string_view())) break;
-    }
+    visit_range(*it, query, visit);
     return status_of(it->status(), "iterate");
   }
 
   Status count(uint64_t& count) override {
     std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
-    count = 0;
-    for (it->SeekToFirst(); it->Valid(); it->Next()) ++count;
+    count = count_entries(*it);
     return status_of(it->status(), "iterate");
   }
 

@@ -26,6 +26,7 @@
 #include "dango/common/config.hpp"
 #include "dango/common/log.hpp"
 #include "services/kv/backend.hpp"
+#include "services/kv/backends/ordered_iteration.hpp"
 #include "services/kv/backends/put_modes.hpp"
 
 namespace dango::kv {
@@ -41,7 +42,6 @@ Status status_of(const rocksdb::Status& s, std::string_view what) {
 }
 
 rocksdb::Slice slice(std::string_view s) { return {s.data(), s.size()}; }
-std::string_view view(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
 
 constexpr std::pair<std::string_view, rocksdb::CompressionType> kCompressions[] = {
     {"none", rocksdb::kNoCompression},
@@ -136,7 +136,7 @@ class RocksDbBackend final : public Backend {
           db_->Get(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), slice(keys[i]), &value);
       if (s.IsNotFound()) continue;
       if (!s.ok()) return status_of(s, "get");
-      visit(i, view(value));
+      visit(i, view_of(value));
     }
     return Status::Ok();
   }
@@ -166,20 +166,13 @@ class RocksDbBackend final : public Backend {
 
   Status list(const ListQuery& query, EntryVisitor visit) override {
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
-    it->Seek(slice(std::max(query.start, query.prefix)));
-    if (!query.inclusive && it->Valid() && view(it->key()) == query.start) it->Next();
-    for (; it->Valid(); it->Next()) {
-      std::string_view key = view(it->key());
-      if (!key.starts_with(query.prefix)) break;
-      if (!visit(key, query.with_values ? view(it->value()) : std::string_view())) break;
-    }
+    visit_range(*it, query, visit);
     return status_of(it->status(), "iterate");
   }
 
   Status count(uint64_t& count) override {
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
-    count = 0;
-    for (it->SeekToFirst(); it->Valid(); it->Next()) ++count;
+    count = count_entries(*it);
     return status_of(it->status(), "iterate");
   }
 
