@@ -79,7 +79,16 @@ TEST_P(InvalidConfig, IsRejectedWithOneMessageNamingTheKey) {
     Process process{ProcessConfig::parse(case_text(data, dir), {})};
     FAIL() << "accepted";
   } catch (const ConfigError& e) {
-    EXPECT_EQ(replaced(e.what(), dir.path().string(), "@DIR@"), data["error"].get<std::string>());
+    // An expected message ending in "..." is a prefix: what follows depends on the build (the
+    // bootstraps compiled in, for instance).
+    const std::string actual = replaced(e.what(), dir.path().string(), "@DIR@");
+    std::string expected = data["error"].get<std::string>();
+    if (expected.ends_with("...")) {
+      expected.resize(expected.size() - 3);
+      EXPECT_EQ(actual.substr(0, expected.size()), expected);
+    } else {
+      EXPECT_EQ(actual, expected);
+    }
   }
 }
 
@@ -96,6 +105,7 @@ TEST(DaemonConfig, EveryInvalidConfigMakesTheDaemonExitWithCodeTwoAndTheMessage)
     EXPECT_EQ(result.code, 2) << c.name << ": " << result.err;
     std::string expected = replaced(c.data["error"], "@DIR@", dir.path().string());
     expected = expected.substr(0, expected.find(" (registered:"));
+    if (expected.ends_with("...")) expected.resize(expected.size() - 3);  // a prefix
     EXPECT_NE(result.err.find("invalid configuration: " + expected), std::string::npos)
         << c.name << ": " << result.err;
     EXPECT_EQ(std::count(result.err.begin(), result.err.end(), '\n'), 1) << result.err;
