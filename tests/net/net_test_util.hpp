@@ -66,9 +66,10 @@ class Echo : public MessageHandler {
  public:
   explicit Echo(Transport& transport) : transport_(transport) {}
   void on_message(const PeerRef& from, std::span<const std::byte> message) override {
+    // Counted before the reply leaves: a client that has the reply sees the count.
+    ++echoed;
     std::span<const std::byte> parts[] = {message};
     transport_.send(from, parts);
-    ++echoed;
   }
   void on_peer_lost(const PeerRef&) override { ++lost; }
   std::atomic<size_t> echoed{0};
