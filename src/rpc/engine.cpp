@@ -68,6 +68,20 @@ std::shared_ptr<spdlog::logger> logger() {
   return log;
 }
 
+// What a caller is told of the handler exception in flight, on either path: a DecodeError means
+// the arguments did not decode; anything else is the handler's own message.
+std::string handler_failure(std::string_view name) {
+  try {
+    throw;
+  } catch (const DecodeError& e) {
+    return "malformed arguments for RPC \"" + std::string(name) + "\": " + e.what();
+  } catch (const std::exception& e) {
+    return e.what();
+  } catch (...) {
+    return "RPC \"" + std::string(name) + "\": the handler threw a non-standard exception";
+  }
+}
+
 std::span<const std::byte> as_bytes(const MessageHeader& header) {
   return {reinterpret_cast<const std::byte*>(&header), sizeof header};
 }
@@ -184,9 +198,20 @@ std::shared_ptr<const detail::HandlerEntry> EngineImpl::find_handler(uint32_t rp
   return it == handlers_.end() ? nullptr : it->second;
 }
 
+std::string EngineImpl::no_handler_reason(uint32_t rpc_id, ProviderId provider_id) const {
+  std::string known;
+  {
+    std::shared_lock lock(handlers_mutex_);
+    if (auto it = names_.find(rpc_id); it != names_.end()) known = it->second;
+  }
+  return known.empty() ? "no RPC with this name is defined at " + address_
+                       : "RPC \"" + known + "\" has no provider " + std::to_string(provider_id) +
+                             " at " + address_;
+}
+
 void EngineImpl::throw_no_handler(std::string_view name, ProviderId provider_id) const {
-  throw RemoteError("RPC \"" + std::string(name) + "\" at " + address_ + ": no handler for provider " +
-                    std::to_string(provider_id));
+  throw RemoteError("RPC \"" + std::string(name) + "\" at " + address_ + ": " +
+                    no_handler_reason(detail::rpc_id(name), provider_id));
 }
 
 // --- calls -----------------------------------------------------------------------------------
@@ -445,15 +470,7 @@ void EngineImpl::dispatch_request(const net::PeerRef& from, const MessageHeader&
   }
   auto entry = find_handler(header.rpc_id, header.provider_id);
   if (!entry) {
-    std::string known;
-    {
-      std::shared_lock lock(handlers_mutex_);
-      if (auto it = names_.find(header.rpc_id); it != names_.end()) known = it->second;
-    }
-    std::string text = known.empty()
-                           ? "no RPC with this name is defined at " + address_
-                           : "RPC \"" + known + "\" has no provider " +
-                                 std::to_string(header.provider_id) + " at " + address_;
+    const std::string text = no_handler_reason(header.rpc_id, header.provider_id);
     if (!(header.flags & detail::kFlagOneWay)) send_error(from, header, text);
     logger()->debug("rejected a request from {}: {}", from->address(), text);
     return;
@@ -493,12 +510,8 @@ void EngineImpl::run_handler(IncomingRequest* request) {
     const Endpoint source(request->peer, request->transport);
     Request context(engine_, source, header.provider_id, entry.name);
     entry.invoke(entry, context, request->payload, reply);
-  } catch (const DecodeError& e) {
-    error = "malformed arguments for RPC \"" + entry.name + "\": " + e.what();
-  } catch (const std::exception& e) {
-    error = e.what();
   } catch (...) {
-    error = "RPC \"" + entry.name + "\": the handler threw a non-standard exception";
+    error = handler_failure(entry.name);
   }
   if (one_way) {
     if (!error.empty()) logger()->warn("one-way RPC \"{}\" failed: {}", entry.name, error);
@@ -681,6 +694,13 @@ detail::Call Engine::start_call(const Endpoint& to, std::string_view name, uint3
 }
 void Engine::throw_no_handler(std::string_view name, ProviderId provider_id) const {
   impl_->throw_no_handler(name, provider_id);
+}
+void Engine::throw_in_process_failure(std::string_view name) const {
+  throw RemoteError("RPC \"" + std::string(name) + "\" at " + impl_->address() + ": " +
+                    handler_failure(name));
+}
+void Engine::log_in_process_failure(std::string_view name) const {
+  logger()->warn("one-way RPC \"{}\" failed: {}", name, handler_failure(name));
 }
 Bulk Engine::expose(std::span<std::byte> memory, Access access) {
   std::span<std::byte> segments[1] = {memory};

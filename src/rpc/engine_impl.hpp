@@ -86,6 +86,9 @@ class EngineImpl final : public net::MessageHandler {
   thread::Pool rpc_pool() const { return rpc_pool_; }
   thread::Pool progress_pool() const { return progress_pool_; }
   [[noreturn]] void throw_no_handler(std::string_view name, ProviderId provider_id) const;
+  // Why nobody here serves (rpc_id, provider_id): the same words for a remote caller and an
+  // in-process one.
+  std::string no_handler_reason(uint32_t rpc_id, ProviderId provider_id) const;
 
  private:
   struct IncomingRequest;

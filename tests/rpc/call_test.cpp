@@ -211,6 +211,7 @@ TEST_P(RpcCall, DroppedPendingDoesNotDisturbLaterCalls) {
 }
 
 TEST_P(RpcCall, SlowHandlerTimesOutWithTimeoutError) {
+  if (in_process()) GTEST_SKIP() << "an in-process call is a function call on the caller's ULT: it cannot time out";
   SleepyServer sleepy{EngineOptions{.address = loopback()}};
   ServerAndClient& sc = sleepy.sc;
   auto sleep_ms = sc.client.rpc<int(int)>("sleep_ms");
@@ -223,6 +224,7 @@ TEST_P(RpcCall, SlowHandlerTimesOutWithTimeoutError) {
 }
 
 TEST_P(RpcCall, CallsAfterATimeoutStillWorkAndTheLateResponseIsDropped) {
+  if (in_process()) GTEST_SKIP() << "an in-process call is a function call on the caller's ULT: it cannot time out";
   ServerAndClient sc{transport()};
   std::atomic<bool> slow_one_answered{false};
   sc.server.define("sleep_ms", [&slow_one_answered](int ms) {
@@ -242,6 +244,7 @@ TEST_P(RpcCall, CallsAfterATimeoutStillWorkAndTheLateResponseIsDropped) {
 }
 
 TEST_P(RpcCall, TimeoutOnAsyncCallIsReportedByWait) {
+  if (in_process()) GTEST_SKIP() << "an in-process call is a function call on the caller's ULT: it cannot time out";
   SleepyServer sleepy{EngineOptions{.address = loopback()}};
   ServerAndClient& sc = sleepy.sc;
   auto pending = sc.client.rpc<int(int)>("sleep_ms").on(sc.endpoint).timeout(20ms).async(10000);
@@ -249,6 +252,7 @@ TEST_P(RpcCall, TimeoutOnAsyncCallIsReportedByWait) {
 }
 
 TEST_P(RpcCall, TimeoutFromInsideAUltIsReported) {
+  if (in_process()) GTEST_SKIP() << "an in-process call is a function call on the caller's ULT: it cannot time out";
   SleepyServer sleepy{EngineOptions{.address = loopback()}};
   ServerAndClient& sc = sleepy.sc;
   auto sleep_ms = sc.client.rpc<int(int)>("sleep_ms");
@@ -269,6 +273,7 @@ TEST_P(RpcCall, TimeoutFromInsideAUltIsReported) {
 }
 
 TEST_P(RpcCall, TimeoutAgainstAServerOnItsOwnThreadIsReported) {
+  if (in_process()) GTEST_SKIP() << "an in-process call is a function call on the caller's ULT: it cannot time out";
   SleepyServer sleepy{server_on_own_thread(loopback())};
   ServerAndClient& sc = sleepy.sc;
   auto sleep_ms = sc.client.rpc<int(int)>("sleep_ms");
@@ -373,6 +378,7 @@ TEST_P(RpcCall, DefiningTheSameNameAndProviderTwiceThrows) {
 }
 
 TEST_P(RpcCall, CallToAnUnreachableAddressFailsWithNetworkError) {
+  if (in_process()) GTEST_SKIP() << "about a transport's addresses and limits; an in-process call has neither";
   // Listen, then stop, so that nothing listens at that address any more.
   std::string address;
   {
@@ -390,6 +396,7 @@ TEST_P(RpcCall, CallToAnUnreachableAddressFailsWithNetworkError) {
 }
 
 TEST_P(RpcCall, ArgumentsOverTheMessageLimitFailAtOnceAndLaterCallsWork) {
+  if (in_process()) GTEST_SKIP() << "about a transport's addresses and limits; an in-process call has neither";
   Engine server{EngineOptions{.address = loopback()}};
   server.define("size", [](const std::string& s) { return s.size(); });
   Engine client{EngineOptions{.address = transport(), .transport = {.max_message_size = 4096}}};
@@ -400,12 +407,13 @@ TEST_P(RpcCall, ArgumentsOverTheMessageLimitFailAtOnceAndLaterCallsWork) {
 }
 
 TEST_P(RpcCall, LookupOfAMalformedAddressThrowsNetworkError) {
+  if (in_process()) GTEST_SKIP() << "about a transport's addresses and limits; an in-process call has neither";
   Engine client{transport()};
   EXPECT_THROW(client.lookup(transport() + "://"), NetworkError);
   EXPECT_THROW(client.lookup("nonsense"), Error);
 }
 
-DANGO_INSTANTIATE_OVER_TRANSPORTS(RpcCall);
+DANGO_INSTANTIATE_OVER_TRANSPORTS_AND_SELF(RpcCall);
 
 }  // namespace
 }  // namespace dango::rpc

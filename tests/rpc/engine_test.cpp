@@ -225,20 +225,31 @@ TEST(RpcEngine, SelfCallWithWireCompatibleTypesGoesThroughTheEncoding) {
   EXPECT_EQ(engine.rpc<uint64_t(std::string)>("length").on(engine.self())("hello"), 5u);
 }
 
-TEST(RpcEngine, SelfCallPropagatesTheHandlersExceptionAsIs) {
-  // The in-process path is a plain function call (remote_procedure.hpp), so the handler's own
-  // exception reaches the caller unchanged; a remote caller would get RemoteError instead.
+TEST(RpcEngine, SelfCallReportsTheHandlersExceptionAsTheRemoteErrorARemoteCallerGets) {
+  // A caller's error handling must not depend on where the provider lives: the in-process path
+  // turns a handler's exception into the same RemoteError (same text) as a remote call does.
   Engine engine{"tcp://127.0.0.1:0"};
   engine.define("fail", []() -> int { throw std::invalid_argument("bad input here"); });
+  Engine remote_caller{"tcp"};
   auto fail = engine.rpc<int()>("fail");
-  try {
-    fail.on(engine.self())();
-    FAIL() << "expected an exception";
-  } catch (const std::invalid_argument& e) {
-    EXPECT_STREQ(e.what(), "bad input here");
-  }
+  auto what_of = [](auto&& call) -> std::string {
+    try {
+      call();
+    } catch (const RemoteError& e) {
+      return e.what();
+    }
+    return "no RemoteError";
+  };
+  const std::string in_process = what_of([&] { fail.on(engine.self())(); });
+  const std::string remote =
+      what_of([&] { remote_caller.rpc<int()>("fail").on(remote_caller.lookup(engine.address()))(); });
+  EXPECT_NE(in_process.find("bad input here"), std::string::npos) << in_process;
+  EXPECT_EQ(in_process, remote);
   auto pending = fail.on(engine.self()).async();
-  EXPECT_THROW(pending.wait(), std::invalid_argument);
+  EXPECT_THROW(pending.wait(), RemoteError);
+  // One-way: the failure stays on the serving side, as it does remotely.
+  EXPECT_NO_THROW(engine.rpc<void()>("fail").on(engine.self()).notify());
+  EXPECT_NO_THROW(engine.rpc<void()>("no_such_rpc").on(engine.self()).notify());
 }
 
 TEST(RpcEngine, SelfCallToAnUnknownRpcOrProviderIsARemoteErrorNamingIt) {

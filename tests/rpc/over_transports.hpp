@@ -1,18 +1,21 @@
 #pragma once
 // Running an rpc test suite over every transport in the test binary on which an engine can
-// listen (the selection itself, shared with tests/net, is common/transport_selection.hpp).
+// listen (the selection itself, shared with tests/net, is common/transport_selection.hpp), and
+// for suites about calls rather than transports, also over the in-process path ("self").
 //
 //   class RpcCall : public OverTransports {};
 //   TEST_P(RpcCall, Works) { ServerAndClient sc{transport()}; ... }
-//   DANGO_INSTANTIATE_OVER_TRANSPORTS(RpcCall);
+//   DANGO_INSTANTIATE_OVER_TRANSPORTS_AND_SELF(RpcCall);
 //
 // DANGO_TEST_TRANSPORTS=tcp,sm (a comma list) restricts the set, for debugging.
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <exception>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/transport_selection.hpp"
@@ -53,13 +56,37 @@ inline const std::vector<std::string>& working_transports() {
   return transport_selection().working;
 }
 
+// The in-process path as a suite parameter: the "client" is the server engine itself, and its
+// calls reach the handlers as function calls on the caller's ULT (Engine::self()). Calls must
+// give the same results and the same errors as over a transport.
+inline constexpr std::string_view kSelf = "self";
+
+// The working transports, then "self" unless DANGO_TEST_TRANSPORTS names others only.
+inline const std::vector<std::string>& working_transports_and_self() {
+  static const std::vector<std::string> schemes = [] {
+    std::vector<std::string> out = working_transports();
+    const char* only = std::getenv("DANGO_TEST_TRANSPORTS");
+    if (only == nullptr || *only == '\0' ||
+        std::string_view(only).find(kSelf) != std::string_view::npos) {
+      out.emplace_back(kSelf);
+    }
+    return out;
+  }();
+  return schemes;
+}
+
 // Fixture of a suite run once per working transport.
 class OverTransports : public ::testing::TestWithParam<std::string> {
  protected:
   // The scheme under test ("tcp"): a client-only engine is Engine{transport()}.
   const std::string& transport() const { return GetParam(); }
-  // An address on this node that a server engine of this transport listens on.
-  std::string loopback() const { return net::loopback_address(transport()); }
+  // Whether this instance runs over the in-process path (kSelf) rather than a transport.
+  bool in_process() const { return transport() == kSelf; }
+  // An address on this node that a server engine of this transport listens on (for the
+  // in-process path: tcp's, the engine then also being the caller).
+  std::string loopback() const {
+    return net::loopback_address(in_process() ? std::string("tcp") : transport());
+  }
 };
 
 }  // namespace dango::rpc::testing
@@ -70,3 +97,10 @@ class OverTransports : public ::testing::TestWithParam<std::string> {
   INSTANTIATE_TEST_SUITE_P(Transports, suite,                                                \
                            ::testing::ValuesIn(::dango::rpc::testing::working_transports()), \
                            ::dango::rpc::testing::TransportName{})
+
+// The same, plus the in-process path, as Transports/<suite>.<test>/self.
+#define DANGO_INSTANTIATE_OVER_TRANSPORTS_AND_SELF(suite)                                    \
+  INSTANTIATE_TEST_SUITE_P(                                                                  \
+      Transports, suite,                                                                     \
+      ::testing::ValuesIn(::dango::rpc::testing::working_transports_and_self()),             \
+      ::dango::rpc::testing::TransportName{})

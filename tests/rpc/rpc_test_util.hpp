@@ -31,17 +31,26 @@ using namespace std::chrono_literals;
 
 // A listening server engine and a client-only engine of the same transport, both served by the
 // calling thread (several runtimes may share a primary thread: waiting on one runs the ULTs of
-// all). ServerAndClient{"sm"} listens on sm's loopback address.
+// all). ServerAndClient{"sm"} listens on sm's loopback address. ServerAndClient{"self"} is the
+// in-process path: one engine (listening on tcp) is both, and `endpoint` is Engine::self().
 struct ServerAndClient {
   explicit ServerAndClient(std::string_view scheme)
-      : ServerAndClient(EngineOptions{.address = net::loopback_address(scheme)}) {}
-  // The client uses the transport of `server_options.address`.
-  explicit ServerAndClient(EngineOptions server_options)
+      : ServerAndClient(EngineOptions{.address = net::loopback_address(
+                            scheme == "self" ? std::string_view("tcp") : scheme)},
+                        scheme == "self") {}
+  // The client uses the transport of `server_options.address`, or is the server itself when
+  // `in_process`.
+  explicit ServerAndClient(EngineOptions server_options, bool in_process = false)
       : server(std::move(server_options)),
-        client(net::split_address(server.options().address).first),
-        endpoint(client.lookup(server.address())) {}
+        own_client(in_process ? std::nullopt
+                              : std::optional<Engine>(std::in_place,
+                                                      net::split_address(server.options().address).first)),
+        client(own_client ? *own_client : server),
+        endpoint(in_process ? server.self() : client.lookup(server.address())) {}
+  bool in_process() const { return &client == &server; }
   Engine server;
-  Engine client;
+  std::optional<Engine> own_client;  // empty on the in-process path
+  Engine& client;
   Endpoint endpoint;  // the server, as the client sees it
 };
 

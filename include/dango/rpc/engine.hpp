@@ -175,6 +175,12 @@ class Engine {
                           bool one_way);
   // The in-process error for a (name, provider) nobody serves here.
   [[noreturn]] void throw_no_handler(std::string_view name, ProviderId provider_id) const;
+  // Called while a handler's exception is in flight on the in-process path: throws the
+  // RemoteError a remote caller would get, so that a caller's error handling does not depend on
+  // where the provider lives.
+  [[noreturn]] void throw_in_process_failure(std::string_view name) const;
+  // The same for a one-way call: logs the failure, as the server of a remote one does.
+  void log_in_process_failure(std::string_view name) const;
 
  private:
   std::unique_ptr<EngineImpl> impl_;

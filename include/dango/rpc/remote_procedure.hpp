@@ -76,8 +76,8 @@ class CallTarget<R(Args...)> {
   }
 
   // Calls and waits for the result. On the engine itself this is a function call on the
-  // caller's ULT (no serialization when the handler takes the same argument types), and a
-  // handler's exception reaches the caller unchanged rather than as RemoteError.
+  // caller's ULT (no serialization when the handler takes the same argument types); errors are
+  // the same as a remote call's: a handler's exception reaches the caller as RemoteError.
   R operator()(const Args&... args) const {
     if (endpoint_.is_self()) return call_in_process(args...);
     auto& buffer = detail::encode_buffer();
@@ -111,7 +111,7 @@ class CallTarget<R(Args...)> {
   // One-way: sends the call, expects no response (errors on the server are only logged there).
   void notify(const Args&... args) const {
     if (endpoint_.is_self()) {
-      call_in_process(args...);
+      notify_in_process(args...);
       return;
     }
     auto& buffer = detail::encode_buffer();
@@ -130,18 +130,35 @@ class CallTarget<R(Args...)> {
   R call_in_process(const Args&... args) const {
     auto entry = engine_->find_handler(id_, options_.provider_id);
     if (!entry) engine_->throw_no_handler(*name_, options_.provider_id);
-    Request request(*engine_, endpoint_, options_.provider_id, entry->name);
+    try {
+      return invoke_in_process(*entry, args...);
+    } catch (...) {
+      engine_->throw_in_process_failure(entry->name);
+    }
+  }
+  // As a server does for a one-way call, a failure is logged, never reported to the caller.
+  void notify_in_process(const Args&... args) const {
+    try {
+      auto entry = engine_->find_handler(id_, options_.provider_id);
+      if (!entry) engine_->throw_no_handler(*name_, options_.provider_id);
+      invoke_in_process(*entry, args...);
+    } catch (...) {
+      engine_->log_in_process_failure(*name_);
+    }
+  }
+  R invoke_in_process(const detail::HandlerEntry& entry, const Args&... args) const {
+    Request request(*engine_, endpoint_, options_.provider_id, entry.name);
     using Values = std::tuple<std::decay_t<Args>...>;
     using Refs = std::tuple<const std::decay_t<Args>&...>;
-    if (entry->args_type == typeid(Values) &&
-        entry->result_type == typeid(std::conditional_t<std::is_void_v<R>, void, std::decay_t<R>>)) {
+    if (entry.args_type == typeid(Values) &&
+        entry.result_type == typeid(std::conditional_t<std::is_void_v<R>, void, std::decay_t<R>>)) {
       Refs refs(args...);
       if constexpr (std::is_void_v<R>) {
-        entry->invoke_direct(*entry, request, &refs, nullptr);
+        entry.invoke_direct(entry, request, &refs, nullptr);
         return;
       } else {
         std::optional<std::decay_t<R>> result;
-        entry->invoke_direct(*entry, request, &refs, &result);
+        entry.invoke_direct(entry, request, &refs, &result);
         return std::move(*result);
       }
     }
@@ -149,7 +166,7 @@ class CallTarget<R(Args...)> {
     // go through the encoding, still without a socket.
     std::vector<std::byte> in, out;
     serialize_to(in, args...);
-    entry->invoke(*entry, request, in, out);
+    entry.invoke(entry, request, in, out);
     return detail::decode_result<R>(out);
   }
 
