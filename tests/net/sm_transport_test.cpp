@@ -92,6 +92,36 @@ TEST(SmTransport, PrepareWaitArmsTheWaitFdOrSaysAMessageIsWaiting) {
   EXPECT_EQ(inbox.count(), 3u);
 }
 
+TEST(SmTransport, WriterWaitingForRingRoomSleepsAndIsWokenWhenTheReaderFreesSome) {
+  ScopedEnv ring("DANGO_SM_RING_SIZE", "65536");
+  auto s = server();
+  auto c = make_transport("sm");
+  Inbox inbox;
+  s->set_handler(&inbox);
+  auto peer = c->lookup(s->address());
+  ASSERT_TRUE(send_text(*c, peer, "connect").ok());
+  ASSERT_TRUE(drive({c.get(), s.get()}, [&] { return inbox.count() == 1; }));
+  // Sixteen rings' worth: most of it waits in the writer's queue for room.
+  const std::string big = pattern(1 << 20, 5);
+  ASSERT_TRUE(send_text(*c, peer, big).ok());
+  c->progress(0us);
+  // The writer may sleep: the reader will wake it when it frees room (no timed nap).
+  ASSERT_GE(c->wait_fd(), 0);
+  pollfd pfd{c->wait_fd(), POLLIN, 0};
+  // A sleep on the wait descriptor reads what the connection's set-up left on the socket.
+  ASSERT_TRUE(c->prepare_wait());
+  if (::poll(&pfd, 1, 0) == 1) {
+    c->progress(0us);
+    ASSERT_TRUE(c->prepare_wait());
+  }
+  EXPECT_EQ(::poll(&pfd, 1, 0), 0) << "the reader has freed nothing yet";
+  s->progress(0us);  // reads the full ring: room frees up
+  EXPECT_EQ(::poll(&pfd, 1, 10000), 1) << "the writer was not woken";
+  c->progress(0us);
+  ASSERT_TRUE(drive({c.get(), s.get()}, [&] { return inbox.count() == 2; }));
+  EXPECT_TRUE(inbox.message(1).second == big);
+}
+
 TEST(SmTransport, SendToNobodyFailsAtOnceNamingTheAddress) {
   auto probe = server();
   std::string address = probe->address();

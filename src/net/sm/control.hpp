@@ -23,7 +23,7 @@ inline constexpr size_t kMaxControlBody = 1024;
 enum class ControlType : uint8_t {
   kHello = 1,         // connector -> acceptor, first packet, carries the connection segment
   kWelcome = 2,       // acceptor -> connector, answer to kHello
-  kWake = 3,          // the receiver announced a sleep and a record is waiting
+  kWake = 3,          // a record waits for a sleeping reader, or room for a sleeping writer
   kArenaRequest = 4,  // "send me the descriptor of your arena <id>"
   kArena = 5,         // an arena's memfd, for the peer to map once
   kArenaGone = 6,     // the arena was freed (or is unknown): unmap it

@@ -60,6 +60,13 @@ bool Ring::commit(const Reservation& r, RecordType type, size_t length) {
          waiting.exchange(0, std::memory_order_relaxed) != 0;
 }
 
+void Ring::want_room() {
+  std::atomic_ref<uint32_t>(control_->room_wanted).store(1, std::memory_order_relaxed);
+  // Pairs with the fence in take_room_request(): either the consumer sees the flag, or the
+  // retry that follows sees the room it freed.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+}
+
 Ring::Result Ring::peek(Record& out) {
   const uint64_t position = head_;
   if (commit_word(position).load(std::memory_order_acquire) != (position ^ key_)) {
@@ -102,6 +109,13 @@ bool Ring::arm_wait() {
   if (!has_record()) return true;
   disarm_wait();
   return false;
+}
+
+bool Ring::take_room_request() {
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  std::atomic_ref<uint32_t> wanted(control_->room_wanted);
+  return wanted.load(std::memory_order_relaxed) != 0 &&
+         wanted.exchange(0, std::memory_order_relaxed) != 0;
 }
 
 void Ring::disarm_wait() {

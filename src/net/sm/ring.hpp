@@ -16,7 +16,9 @@
 //
 // Sleeping: the consumer sets `waiting` and re-checks for data before it sleeps; a producer that
 // committed a record reads `waiting` after a full fence (Dekker's pattern), so no wake-up is
-// lost and none is sent while the consumer polls.
+// lost and none is sent while the consumer polls. The other way round, a producer that found the
+// ring full and wants to sleep sets `room_wanted` and retries once; a consumer that released
+// records reads `room_wanted` after a full fence and then wakes the producer's process.
 
 #include <atomic>
 #include <cstddef>
@@ -46,6 +48,7 @@ struct RingControl {
   alignas(64) uint64_t tail;     // next position producers reserve
   alignas(64) uint64_t head;     // position up to which the consumer has released records
   alignas(64) uint32_t waiting;  // 1 while the consumer is (about to be) asleep
+  alignas(64) uint32_t room_wanted;  // 1 while a producer waits for the consumer to free room
 };
 
 class Ring {
@@ -83,6 +86,9 @@ class Ring {
   // Publishes a reserved record. Returns true when the consumer announced it sleeps (the
   // caller then wakes it; exactly one producer gets true per announcement).
   bool commit(const Reservation& r, RecordType type, size_t length);
+  // Announces that a producer will sleep until the consumer frees room. The caller must then
+  // retry its reservation once: room freed before the announcement sends no wake-up.
+  void want_room();
 
   // --- consumer side (one thread) ---
   // The record at the head: kOk fills `out`; kFull means none committed yet.
@@ -93,6 +99,9 @@ class Ring {
   bool arm_wait();
   void disarm_wait();
   bool has_record() const;
+  // After releasing records: true when a producer announced it waits for room (exactly one
+  // caller gets true per announcement); the caller then wakes the producer's process.
+  bool take_room_request();
 
  private:
   std::atomic_ref<uint64_t> commit_word(uint64_t position) const {

@@ -44,15 +44,7 @@ size_t SmTransport::progress(std::chrono::microseconds timeout) {
       if (interrupt_pending_.exchange(false)) return 0;
     }
   }
-  if (!prepare_wait()) {
-    // Work is pending. If it is only messages waiting for room in a peer's ring, nap: a reader
-    // that frees room sends no wake-up.
-    handled = poll_once() + poll_events(kNoWait);
-    if (handled == 0 && overflow_pending_)
-      handled =
-          poll_events(std::min<std::chrono::microseconds>(timeout, std::chrono::milliseconds(1)));
-    return handled;
-  }
+  if (!prepare_wait()) return poll_once() + poll_events(kNoWait);  // work is pending
   handled = poll_events(timeout);
   waiting_.store(false);
   disarm_all();
@@ -63,7 +55,6 @@ bool SmTransport::prepare_wait() {
   if (closed_.load()) return true;
   waiting_.store(true);
   // Pairs with interrupt(): either it sees waiting_ and writes the eventfd, or we see its flag.
-  overflow_pending_ = false;
   if (interrupt_pending_.exchange(false) || has_fresh_.load() || has_submitted_.load() ||
       !active_.empty()) {
     waiting_.store(false);
@@ -75,14 +66,25 @@ bool SmTransport::prepare_wait() {
       continue;
     }
     armed_ = true;
-    overflow_pending_ = c->has_overflow.load();
-    if (overflow_pending_ || !c->in.arm_wait()) {
+    if (c->has_overflow.load() && !sleep_until_room(*c)) {
+      disarm_all();
+      waiting_.store(false);
+      return false;
+    }
+    if (!c->in.arm_wait()) {
       disarm_all();
       waiting_.store(false);
       return false;
     }
   }
   return true;
+}
+
+bool SmTransport::sleep_until_room(Connection& c) {
+  // The peer wakes us when it frees room once it sees the announcement; what it freed before
+  // is found by this last drain. Sleeping is safe only when that drain wrote nothing whole.
+  c.out.want_room();
+  return drain_overflow(c) == 0 && c.has_overflow.load();
 }
 
 void SmTransport::disarm_all() {
@@ -230,6 +232,7 @@ size_t SmTransport::drain_ring(Connection& c) {
 
 size_t SmTransport::read_ring(Connection& c) {
   size_t handled = 0;
+  bool released = false;
   for (size_t i = 0; i < kMaxRecordsPerPass; ++i) {
     Ring::Record record;
     auto result = c.in.peek(record);
@@ -245,7 +248,10 @@ size_t SmTransport::read_ring(Connection& c) {
     // A handler may have closed the transport, and with it this connection.
     if (c.state.load(std::memory_order_relaxed) == Connection::State::kClosed) break;
     c.in.release();
+    released = true;
   }
+  // A peer asleep with messages waiting for room in this ring is woken now that there is some.
+  if (released && c.in.take_room_request()) wake(c);
   return handled;
 }
 

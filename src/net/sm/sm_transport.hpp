@@ -60,7 +60,7 @@ namespace dango::net::sm {
 struct SmOptions {
   // Bytes of each direction's ring of a connection: a power of two, 64 KiB to 1 GiB (default
   // 1 MiB). Messages over a quarter of it travel in fragments; a sender that finds the ring full
-  // queues a copy that progress() writes later.
+  // queues a copy that progress() writes as soon as the reader frees room (it wakes the sender).
   size_t ring_size = size_t{1} << 20;
   // How long progress(timeout > 0) keeps polling before it sleeps (default 0: the engine already
   // polls for a while after activity). Polling burns a core; sleeping costs a wake-up (~tens of
@@ -272,6 +272,9 @@ class SmTransport final : public Transport {
   // Writes what fits of `entry` to the ring; true when all of it went. Caller holds out_mutex.
   bool write_outgoing(Connection& c, Outgoing& entry, bool& wake, bool& corrupt);
   size_t drain_overflow(Connection& c);
+  // Before sleeping with messages queued for `c`: asks the peer for a wake-up when it frees
+  // room. False when room turned up meanwhile (the caller must not sleep).
+  bool sleep_until_room(Connection& c);
   void wake(Connection& c);
   void mark_corrupt(Connection& c);
 
@@ -337,7 +340,6 @@ class SmTransport final : public Transport {
   std::vector<std::shared_ptr<Connection>> polled_;  // connections whose rings are read
   std::vector<std::shared_ptr<Connection>> graveyard_;
   bool armed_ = false;             // prepare_wait() announced a sleep on the rings
-  bool overflow_pending_ = false;  // prepare_wait() found messages waiting for ring room
   unsigned passes_ = 0;
   std::vector<std::byte> control_buffer_;
   std::unordered_map<uint64_t, FallbackChunk> chunks_;
