@@ -108,13 +108,14 @@ struct RxBuffer : OpContext {
   LocalBuffer buffer;
 };
 
-// A get/put: completes once, when its last piece does (first error wins).
+// A get/put: completes once, when its last piece has come back from the provider (first error
+// wins). Never earlier, not even when its peer is given up: until then the provider may still
+// write into the caller's memory (the loss only sets the error; see fail_bulk).
 struct BulkOp {
   Completion* done;
-  size_t pieces_left;
+  size_t pieces_left;  // guarded by ops_mutex_, as is first_error
   Status first_error;
   std::shared_ptr<OfiPeer> peer;
-  bool finished = false;  // completed (maybe early, by a loss or close); guarded by ops_mutex_
 };
 
 // One fi_read/fi_write: contiguous on both sides, at most the chunk size.
@@ -280,9 +281,14 @@ class OfiTransport final : public Transport {
                   size_t remote_offset, MemoryRegion& local, size_t local_offset, size_t size,
                   Completion* done);
   void post_pieces(std::vector<std::unique_ptr<RmaPiece>> pieces, OfiPeer& peer, const char* what);
+  // A piece is back from the provider (or was never given to it): completes its op with the
+  // last one.
   size_t complete_piece(RmaPiece* piece, const Status& status);
-  // Completes (early) every unfinished op, of `peer` or of all peers when null.
+  // Gives up the ops of `peer` (of all peers when null): each will complete with `status`, once
+  // the provider has returned its pieces; asks the provider to cancel them (fi_cancel).
   void fail_bulk(const OfiPeer* peer, const Status& status);
+  // After the endpoint is closed (the provider has dropped what it held): completes the rest.
+  void complete_abandoned_pieces(const Status& status);
 
   TransportOptions options_;
   std::string scheme_;
@@ -346,7 +352,7 @@ class OfiTransport final : public Transport {
   std::atomic<bool> has_deferred_{false};
 
   std::shared_ptr<RegionTable> regions_;
-  std::mutex ops_mutex_;  // guards pieces_ and BulkOp::finished
+  std::mutex ops_mutex_;  // guards pieces_ and the ops' counts and errors
   std::unordered_map<RmaPiece*, std::unique_ptr<RmaPiece>> pieces_;
 };
 
