@@ -204,7 +204,7 @@ void OfiTransport::linger() {
   if (cq_ == nullptr) return;
   auto busy = [&] {
     std::scoped_lock lock(tx_mutex_, ops_mutex_);
-    return !tx_in_use_.empty() || !pieces_.empty();
+    return tx_in_use_ > 0 || !pieces_.empty();
   };
   auto deadline = std::chrono::steady_clock::now() + kCloseLinger;
   while (busy() && std::chrono::steady_clock::now() < deadline) {
@@ -265,10 +265,10 @@ void OfiTransport::teardown() {
   };
   {
     std::lock_guard lock(tx_mutex_);
-    for (auto& tx : tx_free_) close_buffer_mr(tx->buffer);
-    for (auto& [raw, tx] : tx_in_use_) close_buffer_mr(tx->buffer);
+    for (auto& tx : tx_all_) close_buffer_mr(tx->buffer);
     tx_free_.clear();
-    tx_in_use_.clear();
+    tx_all_.clear();
+    tx_in_use_ = 0;
   }
   for (auto& rx : rx_) close_buffer_mr(rx->buffer);
   rx_.clear();

@@ -101,6 +101,9 @@ struct TxBuffer : OpContext {
   size_t length = 0;
   std::shared_ptr<OfiPeer> peer;
   bool may_inject = false;
+  // Pool bookkeeping, guarded by the transport's tx_mutex_.
+  bool in_use = false;
+  size_t slot = 0;  // index in the transport's tx_all_
 };
 
 struct RxBuffer : OpContext {
@@ -332,9 +335,12 @@ class OfiTransport final : public Transport {
   std::shared_ptr<OfiPeer> last_sender_;
   int64_t next_liveness_check_ = 0;
 
-  std::mutex tx_mutex_;  // guards the tx pool
-  std::vector<std::unique_ptr<TxBuffer>> tx_free_;
-  std::unordered_map<TxBuffer*, std::unique_ptr<TxBuffer>> tx_in_use_;
+  // The tx pool: every buffer in tx_all_, the idle ones also in tx_free_ (reused last-in first,
+  // while still in cache), so that a message costs no allocation.
+  std::mutex tx_mutex_;
+  std::vector<std::unique_ptr<TxBuffer>> tx_all_;
+  std::vector<TxBuffer*> tx_free_;
+  size_t tx_in_use_ = 0;
   std::vector<std::unique_ptr<RxBuffer>> rx_;  // posted receive buffers
 
   // Guards every post and the per-peer queues, so that packets to a peer leave in order. Each peer
