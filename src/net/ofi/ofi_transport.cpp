@@ -18,6 +18,7 @@
 
 #include "dango/common/error.hpp"
 #include "dango/common/log.hpp"
+#include "net/host_port.hpp"
 
 namespace dango::net::ofi {
 namespace {
@@ -65,7 +66,7 @@ OfiTransport::OfiTransport(std::string_view address, const TransportOptions& opt
   // their own name, whatever follows "://".
   const bool ip_provider = provider_ == "tcp;ofi_rxm" || provider_ == "verbs;ofi_rxm" ||
                            provider_ == "sockets";
-  if (listen && ip_provider) where = split_host_port(location, address);
+  if (listen && ip_provider) where = parse_host_port(location, address);
   InfoPtr info = choose_info(scheme_, provider_, where.host.empty() ? nullptr : where.host.c_str(),
                              where.host.empty() ? nullptr : where.port.c_str());
   codec_ = NameCodec(scheme_, info->addr_format);
