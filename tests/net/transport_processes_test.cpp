@@ -196,7 +196,7 @@ TEST_P(TransportProcesses, KilledServerIsReportedLostAndOneRestartedAtTheSameAdd
   t->set_handler(&inbox);
   std::string address = loopback();
   PeerRef server;
-  // Outlives both lives: operations failed by the loss may still be held by the provider.
+  // Used in both lives (a get completes only once the transport is done with this memory).
   auto local = t->allocate_memory(kRegionSize, Access::kReadWrite);
   for (int life = 0; life < 2; ++life) {
     auto child = start_child("serve " + address);
