@@ -16,6 +16,9 @@
 //                                  caller's ULT), µs. Baseline: std_function_call.
 //   tcp_pingpong_blocking_median   informational (no baseline): the ping-pong when both sides
 //                                  sleep in the kernel, i.e. what wake-ups cost.
+//   latency_median_vs_ofi          ofi+<provider> only: latency_median again, against
+//                                  ofi_pingpong (raw fi_send/fi_recv of the same size on that
+//                                  provider, busy-polling): what Dango adds to libfabric itself.
 //   monitored_latency_median       sequential empty RPCs with monitoring on at both ends
 //                                  (dango::monitor), µs. Baseline: latency_median of this run,
 //                                  so the ratio is what monitoring costs.
@@ -36,6 +39,7 @@
 #include <vector>
 
 #include "baselines.hpp"
+#include "ofi_baselines.hpp"
 #include "bench_server.hpp"
 #include "dango/net/transport.hpp"
 #include "dango/rpc/engine.hpp"
@@ -202,6 +206,17 @@ void run_for_transport(const std::string& transport, const std::string& listen_a
       same_node ? std::nullopt
                 : std::optional(tcp_pingpong_blocking(kEmptyRpcMessageSize, iterations));
 
+  const std::string provider = ofi_provider_of(transport);
+  std::optional<PingPongResult> raw_ofi;
+  if (!provider.empty()) {
+    try {
+      raw_ofi = ofi_pingpong(provider, kEmptyRpcMessageSize, iterations);
+    } catch (const std::exception& e) {
+      std::cerr << "rpc suite: no raw libfabric baseline for " << transport << ": " << e.what()
+                << "\n";
+    }
+  }
+
   rpc::Engine engine{rpc::EngineOptions{.address = transport}};  // default options: a client
   std::vector<double> latency;
   double rates[std::size(kOutstanding)] = {};
@@ -234,6 +249,15 @@ void run_for_transport(const std::string& transport, const std::string& listen_a
                 .unit = "us",
                 .baseline = baseline,
                 .baseline_value = poll.median_us()});
+  if (raw_ofi) {
+    reporter.add({.transport = transport,
+                  .case_name = "latency_median_vs_ofi",
+                  .size = size,
+                  .value = median(latency),
+                  .unit = "us",
+                  .baseline = "ofi_pingpong",
+                  .baseline_value = raw_ofi->median_us()});
+  }
   reporter.add({.transport = transport,
                 .case_name = "latency_p99",
                 .size = size,

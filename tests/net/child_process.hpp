@@ -59,6 +59,10 @@ class ChildProcess {
     return {};
   }
   std::string read_address() { return read_line("address="); }
+  // Sends `signal` (SIGSTOP, SIGCONT, ...) to the child.
+  void signal(int signal) {
+    if (pid_ > 0) ::kill(pid_, signal);
+  }
   void kill() {
     if (pid_ <= 0) return;
     ::kill(pid_, SIGKILL);

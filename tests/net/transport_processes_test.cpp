@@ -1,15 +1,23 @@
 // Every transport (transport_suite.hpp) across real processes: a server in another process
 // serves messages and bulk transfers; a killed server is reported lost, fails later operations,
 // and one restarted at the same address answers; a killed client is reported lost to the server;
-// and a client killed in the middle of a conversation does not hold up the server's replies to
-// the others. The children are this test program re-executed (child_process.hpp).
+// a client killed in the middle of a conversation does not hold up the server's replies to the
+// others; and a get whose completion was reported never writes the local memory afterwards, even
+// when the server froze with the transfer in flight and comes back after being given up. The children are this test program re-executed (child_process.hpp).
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define DANGO_TEST_ASAN 1
+#endif
 
 #include "child_process.hpp"
 #include "net_test_util.hpp"
@@ -23,6 +31,18 @@ using namespace testing;
 constexpr size_t kRegionSize = size_t{16} << 20;
 
 std::byte pattern_byte(size_t i) { return static_cast<std::byte>((i * 7) ^ (i >> 13)); }
+
+// Makes writes to `bytes` an error under AddressSanitizer (a no-op elsewhere).
+void poison([[maybe_unused]] std::span<std::byte> bytes) {
+#ifdef DANGO_TEST_ASAN
+  ASAN_POISON_MEMORY_REGION(bytes.data(), bytes.size());
+#endif
+}
+void unpoison([[maybe_unused]] std::span<std::byte> bytes) {
+#ifdef DANGO_TEST_ASAN
+  ASAN_UNPOISON_MEMORY_REGION(bytes.data(), bytes.size());
+#endif
+}
 
 void announce(const std::string& line) {
   std::printf("%s\n", line.c_str());
@@ -97,7 +117,9 @@ TEST(NetChildProcess, Run) {
 }
 
 class TransportProcesses : public OverNetTransports {
- protected:
+ public:
+  using OverNetTransports::client;
+  using OverNetTransports::loopback;
   std::unique_ptr<ChildProcess> start_child(const std::string& role) {
     return std::make_unique<ChildProcess>("NetChildProcess.Run", role);
   }
@@ -174,7 +196,7 @@ TEST_P(TransportProcesses, KilledServerIsReportedLostAndOneRestartedAtTheSameAdd
   t->set_handler(&inbox);
   std::string address = loopback();
   PeerRef server;
-  // Outlives both lives: operations failed by the loss may still be held by the provider.
+  // Used in both lives (a get completes only once the transport is done with this memory).
   auto local = t->allocate_memory(kRegionSize, Access::kReadWrite);
   for (int life = 0; life < 2; ++life) {
     auto child = start_child("serve " + address);
@@ -203,6 +225,83 @@ TEST_P(TransportProcesses, KilledServerIsReportedLostAndOneRestartedAtTheSameAdd
     t->get(server, bytes_of(descriptor), 0, *local, 0, 4096, &done);
     ASSERT_TRUE(drive({t.get()}, [&] { return done.fired(); }));
     EXPECT_EQ(done.status().code, Status::Code::kDisconnected) << done.status().message;
+  }
+}
+
+// What happens to a server frozen (SIGSTOP) with a get from it in flight, once the client has
+// waited long enough to give it up.
+enum class Thaw { kResume, kKill };
+
+// Runs a 16 MiB get from a frozen server into caller-owned memory, thaws the server as told, and
+// returns the get's status; fails the test if the memory is written once the get has completed
+// (the caller has taken the memory back by then). Under AddressSanitizer the memory is poisoned
+// from that point, so that the write is also reported where it happens.
+Status get_from_frozen_server(TransportProcesses& test, Thaw thaw) {
+  auto child = test.start_child("serve " + test.loopback());
+  const std::string address = child->read_address();
+  auto t = test.client({.connect_timeout = 500ms});
+  Inbox inbox;
+  t->set_handler(&inbox);
+  auto server = t->lookup(address);
+  EXPECT_TRUE(send_text(*t, server, "region?").ok());
+  if (!drive({t.get()}, [&] { return inbox.count() == 1; })) return {};
+  const std::string descriptor = inbox.message(0).second;
+
+  auto memory = std::make_unique<std::byte[]>(kRegionSize);
+  std::span<std::byte> bytes(memory.get(), kRegionSize);
+  auto region = t->register_memory({&bytes, 1}, Access::kReadWrite);
+  constexpr std::byte kUntouched{0xEE};
+  auto take_memory_back = [&] {
+    region.reset();
+    std::fill(bytes.begin(), bytes.end(), kUntouched);
+    poison(bytes);
+  };
+  // Frozen before the get: whatever the transport does meanwhile, the request stays unanswered.
+  child->signal(SIGSTOP);
+  Done done;
+  t->get(server, bytes_of(descriptor), 0, *region, 0, kRegionSize, &done);
+  // Until the transport gives the server up (or finishes, for a transport that reads the memory
+  // without the server's help).
+  drive(
+      {t.get()}, [&] { return done.fired() || inbox.lost_count() > 0; }, 6s);
+  const bool completed_while_frozen = done.fired();
+  if (completed_while_frozen) take_memory_back();
+  if (thaw == Thaw::kResume) {
+    child->signal(SIGCONT);  // the server answers what it was asked before it froze
+  } else {
+    child->kill();
+  }
+  EXPECT_TRUE(drive(
+      {t.get()}, [&] { return done.fired(); }, 30s))
+      << "the get never completed";
+  if (!completed_while_frozen) take_memory_back();
+  if (thaw == Thaw::kResume) {
+    // Whatever the server still sends for the old request arrives before this round trip ends.
+    const size_t before = inbox.count();
+    EXPECT_TRUE(send_text(*t, server, "still there?").ok());
+    drive(
+        {t.get()}, [&] { return inbox.count() > before; }, 10s);
+  }
+  drive(
+      {t.get()}, [] { return false; }, 300ms);
+  unpoison(bytes);
+  const auto written =
+      std::find_if(bytes.begin(), bytes.end(), [&](std::byte b) { return b != kUntouched; });
+  EXPECT_EQ(written, bytes.end()) << "byte " << (written - bytes.begin())
+                                  << " written after the get completed with \""
+                                  << done.status().message << "\"";
+  EXPECT_EQ(done.calls(), 1);
+  return completed_while_frozen ? Status::Ok() : done.status();
+}
+
+TEST_P(TransportProcesses, GetFromAFrozenServerNeverWritesTheMemoryAfterItsCompletion) {
+  get_from_frozen_server(*this, Thaw::kResume);
+}
+
+TEST_P(TransportProcesses, GetFromAFrozenServerThenKilledCompletesDisconnected) {
+  Status s = get_from_frozen_server(*this, Thaw::kKill);
+  if (!s.ok()) {
+    EXPECT_EQ(s.code, Status::Code::kDisconnected) << s.message;
   }
 }
 

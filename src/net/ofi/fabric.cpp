@@ -8,11 +8,11 @@
 #include <rdma/fi_domain.h>
 #include <rdma/fi_errno.h>
 
-#include <charconv>
 #include <cstring>
 #include <set>
 
 #include "dango/common/error.hpp"
+#include "net/host_port.hpp"
 
 namespace dango::net::ofi {
 namespace {
@@ -62,41 +62,6 @@ InfoPtr make_hints(const std::string& provider) {
   hints->fabric_attr->prov_name = ::strdup(provider.c_str());
   return hints;
 }
-
-}  // namespace
-
-HostPort split_host_port(std::string_view location, std::string_view address) {
-  auto fail = [&](std::string_view why) {
-    throw NetworkError("malformed ofi address \"" + std::string(address) + "\": " +
-                       std::string(why) + " (expected <scheme>://host:port or [v6]:port)");
-  };
-  HostPort out;
-  std::string_view rest;
-  if (!location.empty() && location.front() == '[') {
-    auto close = location.find(']');
-    if (close == std::string_view::npos) fail("missing ']'");
-    out.host = std::string(location.substr(1, close - 1));
-    rest = location.substr(close + 1);
-    if (rest.empty() || rest.front() != ':') fail("missing port");
-    rest.remove_prefix(1);
-  } else {
-    auto colon = location.rfind(':');
-    if (colon == std::string_view::npos) fail("missing port");
-    out.host = std::string(location.substr(0, colon));
-    rest = location.substr(colon + 1);
-    if (out.host.find(':') != std::string::npos) fail("IPv6 addresses need brackets");
-  }
-  if (out.host.empty()) fail("empty host");
-  unsigned port = 0;
-  auto [end, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), port);
-  if (rest.empty() || ec != std::errc{} || end != rest.data() + rest.size() || port > 65535) {
-    fail("bad port");
-  }
-  out.port = std::string(rest);
-  return out;
-}
-
-namespace {
 
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -221,7 +186,7 @@ std::string NameCodec::parse(std::string_view address) const {
     }
     return raw;
   }
-  HostPort hp = split_host_port(location, address);
+  HostPort hp = parse_host_port(location, address);
   addrinfo hints{};
   hints.ai_family = addr_format_ == FI_SOCKADDR_IN    ? AF_INET
                     : addr_format_ == FI_SOCKADDR_IN6 ? AF_INET6

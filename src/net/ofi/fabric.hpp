@@ -42,13 +42,6 @@ std::string provider_for_scheme(std::string_view scheme);
 InfoPtr choose_info(std::string_view scheme, const std::string& provider, const char* node,
                     const char* service);
 
-struct HostPort {
-  std::string host;  // without the brackets of an IPv6 literal
-  std::string port;
-};
-// Splits "host:port" or "[v6]:port". Throws dango::NetworkError naming `address` when malformed.
-HostPort split_host_port(std::string_view location, std::string_view address);
-
 // Turns endpoint names to and from the location part of an address (see the format above).
 class NameCodec {
  public:

@@ -2,6 +2,7 @@
 // registered once per region, honouring the provider's FI_MR_* modes (virtual or offset
 // addressing, provider keys, endpoint binding, local descriptors).
 
+#include <rdma/fi_endpoint.h>
 #include <rdma/fi_errno.h>
 #include <spdlog/spdlog.h>
 #include <sys/mman.h>
@@ -196,9 +197,11 @@ void OfiTransport::post_pieces(std::vector<std::unique_ptr<RmaPiece>> pieces, Of
       pieces_.emplace(piece.get(), std::move(piece));
     }
   }
-  if (closed_.load()) {
+  if (closed_.load()) {  // none was given to the provider
     post_lock.unlock();
-    fail_bulk(&peer, {Status::Code::kShutdown, scheme_ + " transport closed"});
+    for (RmaPiece* piece : order) {
+      complete_piece(piece, {Status::Code::kShutdown, scheme_ + " transport closed"});
+    }
     return;
   }
   // All in flight at once, in order; from the first piece the provider cannot take, queued.
@@ -223,12 +226,8 @@ size_t OfiTransport::complete_piece(RmaPiece* piece, const Status& status) {
     if (it == pieces_.end()) return 0;
     auto op = std::move(it->second->op);
     pieces_.erase(it);
-    if (op->finished) return 0;  // already failed by a loss or close
     if (!status.ok() && op->first_error.ok()) op->first_error = status;
-    if (--op->pieces_left == 0) {
-      op->finished = true;
-      finished = std::move(op);
-    }
+    if (--op->pieces_left == 0) finished = std::move(op);
   }
   if (!finished) return 0;
   finished->peer->bulk_in_flight.fetch_sub(1, std::memory_order_relaxed);
@@ -237,22 +236,27 @@ size_t OfiTransport::complete_piece(RmaPiece* piece, const Status& status) {
 }
 
 void OfiTransport::fail_bulk(const OfiPeer* peer, const Status& status) {
-  std::vector<std::shared_ptr<BulkOp>> failed;
+  // The op cannot complete before the provider returns its pieces: it reads into or from the
+  // caller's memory until then, and closing the registration would not stop it (fi_mr(3)).
+  // Pieces still queued here are dropped by the caller (drop_queued); those posted are asked
+  // back. Providers that cannot cancel an RMA (rxm cancels only receives) return them when the
+  // connection fails or the transfer ends, or drop them when the endpoint closes.
+  std::lock_guard lock(ops_mutex_);  // keeps every piece alive while it is named to fi_cancel
+  for (auto& [raw, piece] : pieces_) {
+    auto& op = piece->op;
+    if (peer != nullptr && op->peer.get() != peer) continue;
+    if (op->first_error.ok()) op->first_error = status;
+    if (ep_ != nullptr) fi_cancel(&ep_->fid, static_cast<OpContext*>(raw));
+  }
+}
+
+void OfiTransport::complete_abandoned_pieces(const Status& status) {
+  std::vector<RmaPiece*> left;
   {
     std::lock_guard lock(ops_mutex_);
-    for (auto& [raw, piece] : pieces_) {
-      auto& op = piece->op;
-      if (op->finished || (peer != nullptr && op->peer.get() != peer)) continue;
-      // The pieces stay until the provider returns them (or the endpoint closes): their memory
-      // may still be in use.
-      op->finished = true;
-      failed.push_back(op);
-    }
+    for (auto& [raw, piece] : pieces_) left.push_back(raw);
   }
-  for (auto& op : failed) {
-    op->peer->bulk_in_flight.fetch_sub(1, std::memory_order_relaxed);
-    op->done->complete(op->first_error.ok() ? status : op->first_error);
-  }
+  for (RmaPiece* piece : left) complete_piece(piece, status);
 }
 
 }  // namespace dango::net::ofi

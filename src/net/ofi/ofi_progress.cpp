@@ -99,6 +99,8 @@ size_t OfiTransport::handle_error_completion() {
     }
     case OpContext::Kind::kRma: {
       auto* piece = static_cast<RmaPiece*>(op);
+      // Cancelled by fail_bulk: its op already carries the reason.
+      if (error.err == FI_ECANCELED) return complete_piece(piece, {});
       auto peer = piece->op->peer;
       const bool refused = error.err == FI_EACCES || error.err == FI_EINVAL ||
                            error.err == FI_EKEYREJECTED || error.err == FI_EPERM ||
@@ -202,7 +204,7 @@ void OfiTransport::linger() {
   if (cq_ == nullptr) return;
   auto busy = [&] {
     std::scoped_lock lock(tx_mutex_, ops_mutex_);
-    return !tx_in_use_.empty() || !pieces_.empty();
+    return tx_in_use_ > 0 || !pieces_.empty();
   };
   auto deadline = std::chrono::steady_clock::now() + kCloseLinger;
   while (busy() && std::chrono::steady_clock::now() < deadline) {
@@ -238,7 +240,7 @@ void OfiTransport::teardown() {
     std::vector<OpContext*> dropped = drop_queued(nullptr);
     backlog_.clear();
     lock.unlock();
-    fail_dropped(dropped, why);  // the pieces' operations were failed above
+    fail_dropped(dropped, why);
   }
   {
     std::lock_guard lock(batched_mutex_);
@@ -246,34 +248,30 @@ void OfiTransport::teardown() {
     batched_.clear();
   }
   linger();
+  // Closing the endpoint discards what the provider still holds (fi_endpoint(3)): from then on it
+  // touches no buffer, so the operations left can complete and their memory go back to the
+  // callers. The registrations go after it, as fi_mr(3) asks (no endpoint may still use them).
+  if (ep_ != nullptr) close_fid(&ep_->fid, "endpoint");
+  ep_ = nullptr;
+  complete_abandoned_pieces(why);
   {
     std::lock_guard lock(regions_->mutex);
     regions_->closed = true;
     for (OfiMemoryRegion* region : regions_->regions) region->release_registrations();
   }
-  // Buffer registrations are MRs too: closed before the endpoint, their memory after it.
   auto close_buffer_mr = [](LocalBuffer& b) {
     if (b.mr != nullptr) close_fid(&b.mr->fid, "buffer registration");
     b.mr = nullptr;
   };
   {
     std::lock_guard lock(tx_mutex_);
-    for (auto& tx : tx_free_) close_buffer_mr(tx->buffer);
-    for (auto& [raw, tx] : tx_in_use_) close_buffer_mr(tx->buffer);
+    for (auto& tx : tx_all_) close_buffer_mr(tx->buffer);
+    tx_free_.clear();
+    tx_all_.clear();
+    tx_in_use_ = 0;
   }
   for (auto& rx : rx_) close_buffer_mr(rx->buffer);
-  if (ep_ != nullptr) close_fid(&ep_->fid, "endpoint");
-  ep_ = nullptr;
-  {
-    std::lock_guard lock(tx_mutex_);
-    tx_free_.clear();
-    tx_in_use_.clear();
-  }
   rx_.clear();
-  {
-    std::lock_guard lock(ops_mutex_);
-    pieces_.clear();
-  }
   {
     std::lock_guard lock(peers_mutex_);
     peers_.clear();

@@ -18,6 +18,7 @@
 
 #include "dango/common/error.hpp"
 #include "dango/common/log.hpp"
+#include "net/host_port.hpp"
 
 namespace dango::net::ofi {
 namespace {
@@ -65,7 +66,7 @@ OfiTransport::OfiTransport(std::string_view address, const TransportOptions& opt
   // their own name, whatever follows "://".
   const bool ip_provider = provider_ == "tcp;ofi_rxm" || provider_ == "verbs;ofi_rxm" ||
                            provider_ == "sockets";
-  if (listen && ip_provider) where = split_host_port(location, address);
+  if (listen && ip_provider) where = parse_host_port(location, address);
   InfoPtr info = choose_info(scheme_, provider_, where.host.empty() ? nullptr : where.host.c_str(),
                              where.host.empty() ? nullptr : where.port.c_str());
   codec_ = NameCodec(scheme_, info->addr_format);
@@ -234,26 +235,29 @@ PeerRef OfiTransport::lookup(std::string_view address) {
 }
 
 TxBuffer* OfiTransport::acquire_tx() {
-  std::unique_ptr<TxBuffer> tx;
   {
     std::lock_guard lock(tx_mutex_);
     if (!tx_free_.empty()) {
-      tx = std::move(tx_free_.back());
+      TxBuffer* tx = tx_free_.back();
       tx_free_.pop_back();
+      tx->in_use = true;
+      ++tx_in_use_;
+      return tx;
     }
   }
-  if (!tx) {
-    tx = std::make_unique<TxBuffer>();
-    tx->buffer.bytes = std::make_unique_for_overwrite<std::byte[]>(packet_size_);
-    tx->buffer.capacity = packet_size_;
-    if ((mr_mode_ & FI_MR_LOCAL) != 0) {
-      register_bytes({tx->buffer.bytes.get(), packet_size_}, FI_SEND, &tx->buffer.mr,
-                     &tx->buffer.desc, nullptr);
-    }
+  auto tx = std::make_unique<TxBuffer>();
+  tx->buffer.bytes = std::make_unique_for_overwrite<std::byte[]>(packet_size_);
+  tx->buffer.capacity = packet_size_;
+  if ((mr_mode_ & FI_MR_LOCAL) != 0) {
+    register_bytes({tx->buffer.bytes.get(), packet_size_}, FI_SEND, &tx->buffer.mr,
+                   &tx->buffer.desc, nullptr);
   }
   TxBuffer* raw = tx.get();
   std::lock_guard lock(tx_mutex_);
-  tx_in_use_.emplace(raw, std::move(tx));
+  raw->in_use = true;
+  raw->slot = tx_all_.size();
+  tx_all_.push_back(std::move(tx));
+  ++tx_in_use_;
   return raw;
 }
 
@@ -261,15 +265,22 @@ void OfiTransport::release_tx(TxBuffer* tx) {
   tx->peer.reset();
   std::unique_ptr<TxBuffer> dead;
   std::lock_guard lock(tx_mutex_);
-  auto it = tx_in_use_.find(tx);
-  if (it == tx_in_use_.end()) return;
+  if (!tx->in_use) return;
+  tx->in_use = false;
+  --tx_in_use_;
   if (tx_free_.size() < kMaxFreeTxBuffers) {
-    tx_free_.push_back(std::move(it->second));
-  } else {
-    dead = std::move(it->second);  // a burst of large messages: give the memory back
-    if (dead->buffer.mr != nullptr) fi_close(&dead->buffer.mr->fid);
+    tx_free_.push_back(tx);
+    return;
   }
-  tx_in_use_.erase(it);
+  // A burst of large messages: give the memory back.
+  const size_t slot = tx->slot;
+  dead = std::move(tx_all_[slot]);
+  if (slot + 1 != tx_all_.size()) {
+    tx_all_[slot] = std::move(tx_all_.back());
+    tx_all_[slot]->slot = slot;
+  }
+  tx_all_.pop_back();
+  if (dead->buffer.mr != nullptr) fi_close(&dead->buffer.mr->fid);
 }
 
 TxBuffer* OfiTransport::make_packet(const std::shared_ptr<OfiPeer>& peer, PacketType type,

@@ -101,6 +101,9 @@ struct TxBuffer : OpContext {
   size_t length = 0;
   std::shared_ptr<OfiPeer> peer;
   bool may_inject = false;
+  // Pool bookkeeping, guarded by the transport's tx_mutex_.
+  bool in_use = false;
+  size_t slot = 0;  // index in the transport's tx_all_
 };
 
 struct RxBuffer : OpContext {
@@ -108,13 +111,14 @@ struct RxBuffer : OpContext {
   LocalBuffer buffer;
 };
 
-// A get/put: completes once, when its last piece does (first error wins).
+// A get/put: completes once, when its last piece has come back from the provider (first error
+// wins). Never earlier, not even when its peer is given up: until then the provider may still
+// write into the caller's memory (the loss only sets the error; see fail_bulk).
 struct BulkOp {
   Completion* done;
-  size_t pieces_left;
+  size_t pieces_left;  // guarded by ops_mutex_, as is first_error
   Status first_error;
   std::shared_ptr<OfiPeer> peer;
-  bool finished = false;  // completed (maybe early, by a loss or close); guarded by ops_mutex_
 };
 
 // One fi_read/fi_write: contiguous on both sides, at most the chunk size.
@@ -280,9 +284,14 @@ class OfiTransport final : public Transport {
                   size_t remote_offset, MemoryRegion& local, size_t local_offset, size_t size,
                   Completion* done);
   void post_pieces(std::vector<std::unique_ptr<RmaPiece>> pieces, OfiPeer& peer, const char* what);
+  // A piece is back from the provider (or was never given to it): completes its op with the
+  // last one.
   size_t complete_piece(RmaPiece* piece, const Status& status);
-  // Completes (early) every unfinished op, of `peer` or of all peers when null.
+  // Gives up the ops of `peer` (of all peers when null): each will complete with `status`, once
+  // the provider has returned its pieces; asks the provider to cancel them (fi_cancel).
   void fail_bulk(const OfiPeer* peer, const Status& status);
+  // After the endpoint is closed (the provider has dropped what it held): completes the rest.
+  void complete_abandoned_pieces(const Status& status);
 
   TransportOptions options_;
   std::string scheme_;
@@ -326,9 +335,12 @@ class OfiTransport final : public Transport {
   std::shared_ptr<OfiPeer> last_sender_;
   int64_t next_liveness_check_ = 0;
 
-  std::mutex tx_mutex_;  // guards the tx pool
-  std::vector<std::unique_ptr<TxBuffer>> tx_free_;
-  std::unordered_map<TxBuffer*, std::unique_ptr<TxBuffer>> tx_in_use_;
+  // The tx pool: every buffer in tx_all_, the idle ones also in tx_free_ (reused last-in first,
+  // while still in cache), so that a message costs no allocation.
+  std::mutex tx_mutex_;
+  std::vector<std::unique_ptr<TxBuffer>> tx_all_;
+  std::vector<TxBuffer*> tx_free_;
+  size_t tx_in_use_ = 0;
   std::vector<std::unique_ptr<RxBuffer>> rx_;  // posted receive buffers
 
   // Guards every post and the per-peer queues, so that packets to a peer leave in order. Each peer
@@ -346,7 +358,7 @@ class OfiTransport final : public Transport {
   std::atomic<bool> has_deferred_{false};
 
   std::shared_ptr<RegionTable> regions_;
-  std::mutex ops_mutex_;  // guards pieces_ and BulkOp::finished
+  std::mutex ops_mutex_;  // guards pieces_ and the ops' counts and errors
   std::unordered_map<RmaPiece*, std::unique_ptr<RmaPiece>> pieces_;
 };
 

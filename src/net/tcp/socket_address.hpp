@@ -1,10 +1,13 @@
 #pragma once
-// Parsing, resolving and printing "tcp://host:port" addresses (IPv4, "[IPv6]", host names).
+// Resolving and printing "tcp://host:port" addresses (IPv4, "[IPv6]", host names); the host and
+// port come from parse_host_port (net/host_port.hpp).
 
 #include <sys/socket.h>
 
 #include <string>
 #include <string_view>
+
+#include "net/host_port.hpp"
 
 namespace dango::net::tcp {
 
@@ -16,15 +19,6 @@ struct SocketAddress {
   sockaddr* get() { return reinterpret_cast<sockaddr*>(&storage); }
   int family() const { return storage.ss_family; }
 };
-
-struct HostPort {
-  std::string host;  // without the brackets of an IPv6 literal
-  std::string port;
-};
-
-// Splits the part after "tcp://" into host and port. Throws dango::NetworkError naming
-// `address` when malformed (no port, empty host, port not a number).
-HostPort parse_host_port(std::string_view location, std::string_view address);
 
 // Resolves with getaddrinfo (first result wins). `passive` for a listening address. Throws
 // dango::NetworkError naming `address` for an unknown host.
