@@ -1,5 +1,5 @@
 // The io_uring IoEngine (see io_engine.hpp). One ring per file target, shared by every ULT that
-// does I/O on it. A ULT submits under the ring's lock and reaps what has already completed (a
+// does I/O on one of its files. A ULT submits under the ring's lock and reaps what has already completed (a
 // page-cache copy often completes inside the submission), then waits on an Eventual, which
 // switches to other ULTs. A completion thread per ring sleeps in the kernel until completions
 // arrive, reaps them under the same lock and wakes their ULTs.
@@ -30,7 +30,6 @@ using Slot = thread::Eventual<int>;
 
 class UringEngine final : public IoEngine {
  public:
-  explicit UringEngine(int fd) : fd_(fd) {}
   ~UringEngine() override {
     if (!ready_) return;
     stopping_.store(true, std::memory_order_release);
@@ -56,10 +55,10 @@ class UringEngine final : public IoEngine {
   }
   std::string_view name() const override { return "io_uring"; }
 
-  int write(std::span<const std::byte> data, uint64_t offset) override {
+  int write(int fd, std::span<const std::byte> data, uint64_t offset) override {
     while (!data.empty()) {
       const int n = run([&](io_uring_sqe* sqe) {
-        io_uring_prep_write(sqe, fd_, data.data(), static_cast<unsigned>(chunk(data.size())),
+        io_uring_prep_write(sqe, fd, data.data(), static_cast<unsigned>(chunk(data.size())),
                             offset);
       });
       if (n < 0) return -n;
@@ -70,10 +69,10 @@ class UringEngine final : public IoEngine {
     return 0;
   }
 
-  int read(std::span<std::byte> out, uint64_t offset) override {
+  int read(int fd, std::span<std::byte> out, uint64_t offset) override {
     while (!out.empty()) {
       const int n = run([&](io_uring_sqe* sqe) {
-        io_uring_prep_read(sqe, fd_, out.data(), static_cast<unsigned>(chunk(out.size())), offset);
+        io_uring_prep_read(sqe, fd, out.data(), static_cast<unsigned>(chunk(out.size())), offset);
       });
       if (n < 0) return -n;
       if (n == 0) return EIO;
@@ -83,9 +82,9 @@ class UringEngine final : public IoEngine {
     return 0;
   }
 
-  int sync(uint64_t offset, uint64_t size) override {
+  int sync(int fd, uint64_t offset, uint64_t size) override {
     const int n = run([&](io_uring_sqe* sqe) {
-      io_uring_prep_fsync(sqe, fd_, IORING_FSYNC_DATASYNC);
+      io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
       // The kernel syncs [off, off + len); len is 32 bits, and 0 means "to the end".
       sqe->off = offset;
       sqe->len = size <= UINT32_MAX ? static_cast<uint32_t>(size) : 0;
@@ -93,17 +92,11 @@ class UringEngine final : public IoEngine {
     return n < 0 ? -n : 0;
   }
 
-  int start_writeback(uint64_t offset, uint64_t size) override {
+  int start_writeback(int fd, uint64_t offset, uint64_t size) override {
     const int n = run([&](io_uring_sqe* sqe) {
-      io_uring_prep_sync_file_range(sqe, fd_, static_cast<unsigned>(chunk(size)), offset,
+      io_uring_prep_sync_file_range(sqe, fd, static_cast<unsigned>(chunk(size)), offset,
                                     SYNC_FILE_RANGE_WRITE);
     });
-    return n < 0 ? -n : 0;
-  }
-
-  int sync_file(int fd) override {
-    const int n =
-        run([&](io_uring_sqe* sqe) { io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC); });
     return n < 0 ? -n : 0;
   }
 
@@ -162,7 +155,6 @@ class UringEngine final : public IoEngine {
     }
   }
 
-  int fd_;
   io_uring ring_{};
   bool ready_ = false;
   std::atomic<bool> stopping_{false};
@@ -172,8 +164,8 @@ class UringEngine final : public IoEngine {
 
 }  // namespace
 
-std::unique_ptr<IoEngine> make_uring_engine(int fd, unsigned queue_depth, int& error) {
-  auto engine = std::make_unique<UringEngine>(fd);
+std::unique_ptr<IoEngine> make_uring_engine(unsigned queue_depth, int& error) {
+  auto engine = std::make_unique<UringEngine>();
   error = engine->init(queue_depth);
   if (error != 0) return nullptr;
   return engine;
