@@ -84,8 +84,8 @@ uint64_t size_of_file(uint64_t capacity, uint64_t file_size, uint32_t index) {
 
 // One data file of `size` bytes after its header, space reserved, header durable; 0 or an errno.
 int create_file(const std::string& path, uint64_t size, const Header& header, bool exclusive) {
-  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | (exclusive ? O_EXCL : O_TRUNC),
-                        0644);
+  const int fd =
+      ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | (exclusive ? O_EXCL : O_TRUNC), 0644);
   if (fd < 0) return errno;
   const uint64_t total = kBlock + size;
   int error = ::posix_fallocate(fd, 0, static_cast<off_t>(total));
@@ -222,9 +222,9 @@ std::unique_ptr<DataFiles> DataFiles::open(const DataFilesOptions& options,
     const std::string path = data_file_path(options, index);
     const Header header = index == 0 ? first : read_header(path, target, bytes);
     const uint64_t size = size_of_file(first.capacity, file_size, index);
-    if (index > 0 && (header.uuid != first.uuid || header.index != index ||
-                      header.capacity != first.capacity || header.file_size != file_size ||
-                      header.files != files)) {
+    if (index > 0 &&
+        (header.uuid != first.uuid || header.index != index || header.capacity != first.capacity ||
+         header.file_size != file_size || header.files != files)) {
       fail(ErrorCode::kCorruption, target,
            path + " belongs to another target, or is not data file " + std::to_string(index));
     }
@@ -237,8 +237,7 @@ std::unique_ptr<DataFiles> DataFiles::open(const DataFilesOptions& options,
   return opened;
 }
 
-DataFiles::DataFiles(DataFilesOptions options, uint64_t uuid, uint64_t capacity,
-                     uint64_t file_size)
+DataFiles::DataFiles(DataFilesOptions options, uint64_t uuid, uint64_t capacity, uint64_t file_size)
     : options_(std::move(options)), uuid_(uuid), capacity_(capacity), file_size_(file_size) {
   const uint32_t files = files_for(capacity, file_size);
   for (uint32_t index = 0; index < files; ++index) {
@@ -288,10 +287,10 @@ int DataFiles::for_each_piece(uint64_t at, uint64_t size, const Io& io) {
 }
 
 int DataFiles::write(IoEngine& io, std::span<const std::byte> data, uint64_t at) {
-  return for_each_piece(at, data.size(), [&](File& file, uint64_t offset, uint64_t from,
-                                             uint64_t length) {
-    return io.write(file.fd, data.subspan(from, length), offset);
-  });
+  return for_each_piece(at, data.size(),
+                        [&](File& file, uint64_t offset, uint64_t from, uint64_t length) {
+                          return io.write(file.fd, data.subspan(from, length), offset);
+                        });
 }
 
 int DataFiles::read(IoEngine& io, std::span<std::byte> out, uint64_t at) {

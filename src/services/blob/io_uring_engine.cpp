@@ -1,7 +1,7 @@
 // The io_uring IoEngine (see io_engine.hpp). One ring per file target, shared by every ULT that
-// does I/O on one of its files. A ULT submits under the ring's lock and reaps what has already completed (a
-// page-cache copy often completes inside the submission), then waits on an Eventual, which
-// switches to other ULTs. A completion thread per ring sleeps in the kernel until completions
+// does I/O on one of its files. A ULT submits under the ring's lock and reaps what has already
+// completed (a page-cache copy often completes inside the submission), then waits on an Eventual,
+// which switches to other ULTs. A completion thread per ring sleeps in the kernel until completions
 // arrive, reaps them under the same lock and wakes their ULTs.
 //
 // Why a thread: the execution stream must never block in the kernel for the disk. An earlier

@@ -1,10 +1,13 @@
-// The file target: layout surviving restarts, a full device, paths that cannot be opened,
-// O_DIRECT and the pread/pwrite engine, a torn journal tail, damaged files, and writes straight
-// into the mapped file.
+// The file target, in each of its layouts (one file, a directory of files): layout surviving
+// restarts, a full target and a file system too small, paths that cannot be opened, O_DIRECT and
+// the pread/pwrite engine, a torn journal tail, damaged files, and writes straight into the
+// mapped file; then what only the directory layout has (its files, its options).
 
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 
 #include "blob_test_util.hpp"
@@ -29,18 +32,37 @@ uint64_t journal_end(const std::string& path) {
   return end;
 }
 
-class FileTarget : public ::testing::Test {
+// Run on each example configuration of the file target (its layouts: "file", "file.directory").
+class FileTarget : public ::testing::TestWithParam<std::string> {
  protected:
   ProviderOptions options(const nlohmann::json& overrides = nlohmann::json::object()) {
-    return ProviderOptions{.targets = {target_config("file", dir_.path(), "main", overrides)},
+    return ProviderOptions{.targets = {config("main", overrides)},
                            .inline_threshold = 512,
                            .staging = {.buffer_size = 64 << 10, .buffers = 4, .pipeline_depth = 3}};
   }
-  std::string data_path() const { return (dir_.path() / "main" / "blob-target").string(); }
+  std::unique_ptr<Backend> make_backend(const nlohmann::json& overrides = nlohmann::json::object(),
+                                        const std::string& name = "main") {
+    const BackendType* type = find_backend("file");
+    EXPECT_NE(type, nullptr);
+    return type->make(config(name, overrides).config, {.target_name = name, .config_path = "t"});
+  }
+  bool directory() const { return config().config.value("layout", "file") == "directory"; }
+  // The target's path, its first data file and its journal (they depend on the layout).
+  std::string target_path() const { return (dir_.path() / "main" / "blob-target").string(); }
+  std::string data_path() const {
+    return directory() ? target_path() + "/data.00000" : target_path();
+  }
+  std::string journal_path() const {
+    return directory() ? target_path() + "/journal" : target_path() + ".journal";
+  }
+  TargetConfig config(const std::string& name = "main",
+                      const nlohmann::json& overrides = nlohmann::json::object()) const {
+    return target_config(GetParam(), dir_.path(), name, overrides);
+  }
   TempDir dir_;
 };
 
-TEST_F(FileTarget, RegionsSurviveARestartAndErasedOnesStayErased) {
+TEST_P(FileTarget, RegionsSurviveARestartAndErasedOnesStayErased) {
   std::vector<std::pair<RegionId, uint64_t>> kept;
   RegionId erased;
   {
@@ -70,7 +92,7 @@ TEST_F(FileTarget, RegionsSurviveARestartAndErasedOnesStayErased) {
   EXPECT_NE(fresh, erased);
 }
 
-TEST_F(FileTarget, AFullTargetRefusesClearlyAndStaysUsable) {
+TEST_P(FileTarget, AFullTargetRefusesClearlyAndStaysUsable) {
   BlobServer server{options({{"capacity", uint64_t{1} << 20}})};
   const Target target = server.open();
   const auto data = pattern(300000, 1);
@@ -96,11 +118,11 @@ TEST_F(FileTarget, AFullTargetRefusesClearlyAndStaysUsable) {
   EXPECT_EQ(back, data);
 }
 
-TEST_F(FileTarget, APathThatCannotBeOpenedIsAnIoErrorNamingIt) {
+TEST_P(FileTarget, APathThatCannotBeOpenedIsAnIoErrorNamingIt) {
   const std::string bad = (dir_.path() / "missing-folder" / "data").string();
+  const TargetConfig target = config("t", {{"path", bad}});
   try {
-    BlobServer server{
-        ProviderOptions{.targets = {{.name = "t", .type = "file", .config = {{"path", bad}}}}}};
+    BlobServer server{ProviderOptions{.targets = {target}}};
     FAIL() << "a target in a missing folder opened";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kIoError);
@@ -108,8 +130,7 @@ TEST_F(FileTarget, APathThatCannotBeOpenedIsAnIoErrorNamingIt) {
   }
   BlobServer server{ProviderOptions{}};
   try {
-    server.client.create_target(server.server.address(), kProviderId,
-                                {.name = "t", .type = "file", .config = {{"path", bad}}});
+    server.client.create_target(server.server.address(), kProviderId, target);
     FAIL() << "a target in a missing folder was created by RPC";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kIoError);
@@ -117,7 +138,7 @@ TEST_F(FileTarget, APathThatCannotBeOpenedIsAnIoErrorNamingIt) {
   EXPECT_TRUE(server.client.list_targets(server.server.address(), kProviderId).empty());
 }
 
-TEST_F(FileTarget, DirectIoHandlesUnalignedOffsetsAndSizes) {
+TEST_P(FileTarget, DirectIoHandlesUnalignedOffsetsAndSizes) {
   // O_DIRECT needs a file system that supports it (not tmpfs).
   const std::string probe = (dir_.path() / "probe").string();
   const int fd = ::open(probe.c_str(), O_CREAT | O_RDWR | O_DIRECT, 0644);
@@ -138,7 +159,7 @@ TEST_F(FileTarget, DirectIoHandlesUnalignedOffsetsAndSizes) {
   EXPECT_TRUE(std::equal(piece.begin(), piece.end(), data.begin() + 999990));
 }
 
-TEST_F(FileTarget, ThePreadPwriteEngineWorksToo) {
+TEST_P(FileTarget, ThePreadPwriteEngineWorksToo) {
   BlobServer server{options({{"io_engine", "psync"}})};
   const Target target = server.open();
   const auto data = pattern(300000, 4);
@@ -149,7 +170,7 @@ TEST_F(FileTarget, ThePreadPwriteEngineWorksToo) {
   EXPECT_NE(server.provider->targets().front().config.find("psync"), std::string::npos);
 }
 
-TEST_F(FileTarget, ATornJournalTailIsCutOffOnRestart) {
+TEST_P(FileTarget, ATornJournalTailIsCutOffOnRestart) {
   RegionId id;
   const auto data = pattern(5000, 5);
   {
@@ -157,9 +178,8 @@ TEST_F(FileTarget, ATornJournalTailIsCutOffOnRestart) {
     id = server.open().create_write_persist(data);
   }
   {
-    const std::string journal_path = data_path() + ".journal";
-    const uint64_t end = journal_end(journal_path);
-    std::fstream journal(journal_path, std::ios::in | std::ios::out | std::ios::binary);
+    const uint64_t end = journal_end(journal_path());
+    std::fstream journal(journal_path(), std::ios::in | std::ios::out | std::ios::binary);
     journal.seekp(static_cast<std::streamoff>(end));
     journal << "half a record" << std::string(80, '\x7f');  // and damaged bytes after it
   }
@@ -175,7 +195,7 @@ TEST_F(FileTarget, ATornJournalTailIsCutOffOnRestart) {
   EXPECT_EQ(server.provider->targets().front().regions, 2u);
 }
 
-TEST_F(FileTarget, DamagedFilesAreReportedAsCorruption) {
+TEST_P(FileTarget, DamagedFilesAreReportedAsCorruption) {
   {
     BlobServer server{options()};
     server.open().create(10);
@@ -195,13 +215,10 @@ TEST_F(FileTarget, DamagedFilesAreReportedAsCorruption) {
 
 // Driven through the backend itself (no RPC per operation), so that the thousands of records a
 // compaction needs cost milliseconds.
-TEST_F(FileTarget, ManyErasesCompactTheJournalAndKeepTheLayout) {
-  const nlohmann::json config = target_config("file", dir_.path()).config;
-  const BackendType* type = find_backend("file");
-  ASSERT_NE(type, nullptr);
+TEST_P(FileTarget, ManyErasesCompactTheJournalAndKeepTheLayout) {
   std::vector<std::pair<RegionId, uint64_t>> kept;
   {
-    auto backend = type->make(config, {.target_name = "main", .config_path = "target"});
+    auto backend = make_backend();
     for (int i = 0; i < 2500; ++i) {
       RegionId a, b;
       ASSERT_TRUE(backend->create(3000, a).ok());
@@ -220,7 +237,7 @@ TEST_F(FileTarget, ManyErasesCompactTheJournalAndKeepTheLayout) {
     EXPECT_EQ(usage.used_bytes + usage.free_bytes, usage.capacity);
   }
   // Compacted: far fewer than the ~7500 records written.
-  EXPECT_LT(journal_end(data_path() + ".journal"), 64u + 4000u * 40u);
+  EXPECT_LT(journal_end(journal_path()), 64u + 4000u * 40u);
   BlobServer server{options()};
   const Target target = server.open();
   EXPECT_EQ(server.provider->targets().front().regions, kept.size());
@@ -233,15 +250,11 @@ TEST_F(FileTarget, ManyErasesCompactTheJournalAndKeepTheLayout) {
   EXPECT_GT(fresh.number(), 5000u);  // ids of erased regions are not handed out again
 }
 
-TEST_F(FileTarget, CachedPagesAreOfferedForDirectWritesThatPersistLikeWrites) {
-  const nlohmann::json config =
-      target_config("file", dir_.path(), "main", {{"mapped_writes", true}}).config;
-  const BackendType* type = find_backend("file");
-  ASSERT_NE(type, nullptr);
+TEST_P(FileTarget, CachedPagesAreOfferedForDirectWritesThatPersistLikeWrites) {
   auto data = pattern(3 * 4096 + 100, 7);
   RegionId id;
   {
-    auto backend = type->make(config, {.target_name = "main", .config_path = "target"});
+    auto backend = make_backend({{"mapped_writes", true}});
     ASSERT_TRUE(backend->create(data.size(), id).ok());
     ASSERT_TRUE(backend->write(id, 0, data).ok());  // its pages are in the page cache now
     DirectAccess access;
@@ -254,21 +267,19 @@ TEST_F(FileTarget, CachedPagesAreOfferedForDirectWritesThatPersistLikeWrites) {
     EXPECT_FALSE(backend->direct_write(id, 0, data.size() + 1, access));  // past the end
     EXPECT_FALSE(backend->direct_write(RegionId::from_number(999), 0, 1, access));
   }
-  auto reopened = type->make(config, {.target_name = "main", .config_path = "target"});
+  auto reopened = make_backend({{"mapped_writes", true}});
   std::vector<std::byte> back(data.size());
   ASSERT_TRUE(reopened->read(id, 0, back).ok());
   EXPECT_EQ(back, data);
 }
 
-TEST_F(FileTarget, MappedWritesCanBeTurnedOffAndAreNeverUsedWithDirectIo) {
-  const BackendType* type = find_backend("file");
+TEST_P(FileTarget, MappedWritesCanBeTurnedOffAndAreNeverUsedWithDirectIo) {
   for (const nlohmann::json& overrides :
        {nlohmann::json{{"mapped_writes", false}}, nlohmann::json{{"direct_io", true}}}) {
     const std::string name = overrides.begin().key();
-    const nlohmann::json config = target_config("file", dir_.path(), name, overrides).config;
     std::unique_ptr<Backend> backend;
     try {
-      backend = type->make(config, {.target_name = name, .config_path = "target"});
+      backend = make_backend(overrides, name);
     } catch (const Error& e) {  // O_DIRECT refused by this file system
       continue;
     }
@@ -284,11 +295,8 @@ TEST_F(FileTarget, MappedWritesCanBeTurnedOffAndAreNeverUsedWithDirectIo) {
             std::string::npos);
 }
 
-TEST_F(FileTarget, AnErasedRegionsSpaceIsNotReusedWhileAWriteIntoItIsInProgress) {
-  const nlohmann::json config =
-      target_config("file", dir_.path(), "main", {{"capacity", 4 * 4096}, {"mapped_writes", true}})
-          .config;
-  auto backend = find_backend("file")->make(config, {.target_name = "main", .config_path = "t"});
+TEST_P(FileTarget, AnErasedRegionsSpaceIsNotReusedWhileAWriteIntoItIsInProgress) {
+  auto backend = make_backend({{"capacity", 4 * 4096}, {"mapped_writes", true}});
   RegionId erased, other;
   ASSERT_TRUE(backend->create(3 * 4096, erased).ok());
   ASSERT_TRUE(backend->create(4096, other).ok());  // the target is full
@@ -309,12 +317,12 @@ TEST_F(FileTarget, AnErasedRegionsSpaceIsNotReusedWhileAWriteIntoItIsInProgress)
   EXPECT_EQ(usage.used_bytes + usage.free_bytes, usage.capacity);
 }
 
-TEST_F(FileTarget, LargeWritesReadBackTheSameMappedOrStaged) {
+TEST_P(FileTarget, LargeWritesReadBackTheSameMappedOrStaged) {
   for (const bool mapped : {true, false}) {
     const std::string name = mapped ? "mapped" : "staged";
-    BlobServer server{ProviderOptions{
-        .targets = {target_config("file", dir_.path(), name, {{"mapped_writes", mapped}})},
-        .staging = {.buffer_size = 64 << 10, .buffers = 4, .pipeline_depth = 3}}};
+    BlobServer server{
+        ProviderOptions{.targets = {config(name, {{"mapped_writes", mapped}})},
+                        .staging = {.buffer_size = 64 << 10, .buffers = 4, .pipeline_depth = 3}}};
     const Target target = server.open(name);
     auto data = pattern((1 << 20) + 4321, 10);  // 17 chunks
     const RegionId id = target.create_write_persist(data);
@@ -326,6 +334,129 @@ TEST_F(FileTarget, LargeWritesReadBackTheSameMappedOrStaged) {
     target.read(id, 0, back);
     EXPECT_EQ(checksum(back), checksum(data)) << name;
   }
+}
+
+TEST_P(FileTarget, ATargetLargerThanTheFileSystemIsRefusedAndLeavesNothingBehind) {
+  nlohmann::json overrides = {{"capacity", uint64_t{1} << 50}};  // 1 PiB
+  if (directory()) overrides["file_size"] = uint64_t{1} << 40;
+  try {
+    BlobServer server{options(overrides)};
+    FAIL() << "a target of 1 PiB was created";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kIoError);
+    EXPECT_NE(std::string(e.what()).find(std::strerror(ENOSPC)), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(target_path()), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(std::filesystem::is_empty(dir_.path() / "main"));
+  BlobServer server{options()};  // one that fits is made in the same place afterwards
+  EXPECT_EQ(server.provider->targets().size(), 1u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Layouts, FileTarget, ::testing::ValuesIn(examples_of_type("file")),
+                         [](const auto& info) { return example_test_name(info.param); });
+
+// ---- the directory layout -----------------------------------------------------------------------
+
+class DirectoryTarget : public ::testing::Test {
+ protected:
+  TargetConfig config(const nlohmann::json& overrides = nlohmann::json::object()) {
+    return target_config("file.directory", dir_.path(), "main", overrides);
+  }
+  std::filesystem::path folder() const { return dir_.path() / "main" / "blob-target"; }
+  TempDir dir_;
+};
+
+TEST_F(DirectoryTarget, RegionsSpanDataFilesOfTheConfiguredSize) {
+  // Three files: 2 MiB, 2 MiB and the last 1 MiB.
+  const nlohmann::json sizes = {{"capacity", 5 << 20}, {"file_size", 2 << 20}};
+  const auto data = pattern((4 << 20) + 12345, 21);
+  RegionId id;
+  {
+    BlobServer server{ProviderOptions{.targets = {config(sizes)}}};
+    id = server.open().create_write_persist(data);  // the first extent: from file 0 on
+    const TargetInfo info = server.provider->targets().front();
+    EXPECT_EQ(info.capacity, uint64_t{5} << 20);
+    const auto effective = nlohmann::json::parse(info.config);
+    EXPECT_EQ(effective["layout"], "directory");
+    EXPECT_EQ(effective["file_size"], 2 << 20);
+  }
+  EXPECT_EQ(std::filesystem::file_size(folder() / "data.00000"), 4096u + (2 << 20));
+  EXPECT_EQ(std::filesystem::file_size(folder() / "data.00001"), 4096u + (2 << 20));
+  EXPECT_EQ(std::filesystem::file_size(folder() / "data.00002"), 4096u + (1 << 20));
+  EXPECT_FALSE(std::filesystem::exists(folder() / "data.00003"));
+  EXPECT_TRUE(std::filesystem::exists(folder() / "journal"));
+  // The region's third MiB starts the second file, after its header.
+  std::ifstream second(folder() / "data.00001", std::ios::binary);
+  second.seekg(4096);
+  std::vector<char> bytes(1000);
+  second.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  EXPECT_EQ(std::memcmp(bytes.data(), data.data() + (2 << 20), bytes.size()), 0);
+  // Restarted with other sizes: the existing target keeps its own.
+  BlobServer server{
+      ProviderOptions{.targets = {config({{"capacity", 64 << 20}, {"file_size", 4 << 20}})}}};
+  std::vector<std::byte> back(data.size());
+  server.open().read(id, 0, back);
+  EXPECT_EQ(checksum(back), checksum(data));
+  EXPECT_EQ(server.provider->targets().front().capacity, uint64_t{5} << 20);
+}
+
+TEST_F(DirectoryTarget, BadLayoutOptionsAreRefusedNamingTheKey) {
+  const std::pair<nlohmann::json, std::string> cases[] = {
+      {{{"layout", "folder"}}, "targets[0].layout"},
+      {{{"layout", "file"}, {"file_size", 1 << 20}}, "targets[0].file_size"},
+      {{{"file_size", 1000}}, "targets[0].file_size"},
+      {{{"capacity", uint64_t{1} << 40}, {"file_size", 4096}}, "targets[0].file_size"}};
+  for (const auto& [overrides, key] : cases) {
+    try {
+      BlobServer server{ProviderOptions{.targets = {config(overrides)}}};
+      ADD_FAILURE() << overrides.dump() << " was accepted";
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_FALSE(std::filesystem::exists(folder()));
+}
+
+TEST_F(DirectoryTarget, MissingDataFilesAndMismatchedLayoutsAreRefusedNamingThePath) {
+  { BlobServer server{ProviderOptions{.targets = {config({{"capacity", 4 << 20}})}}}; }
+  const std::string third = (folder() / "data.00002").string();
+  std::filesystem::rename(third, third + ".moved");
+  try {
+    BlobServer server{ProviderOptions{.targets = {config()}}};
+    FAIL() << "a target with a missing data file opened";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kCorruption);
+    EXPECT_NE(std::string(e.what()).find(third), std::string::npos) << e.what();
+  }
+  std::filesystem::rename(third + ".moved", third);
+  TargetConfig single = config({{"layout", "file"}});
+  single.config.erase("file_size");
+  try {  // the folder, opened as a single-file target
+    BlobServer server{ProviderOptions{.targets = {single}}};
+    FAIL() << "a folder opened as a single-file target";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kIoError);
+    EXPECT_NE(std::string(e.what()).find("is a folder"), std::string::npos) << e.what();
+  }
+  const std::string plain = (dir_.path() / "main" / "plain").string();
+  std::ofstream(plain) << "not a folder";
+  try {
+    BlobServer server{ProviderOptions{.targets = {config({{"path", plain}})}}};
+    FAIL() << "a directory target was made over a file";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kIoError);
+    EXPECT_NE(std::string(e.what()).find(plain), std::string::npos) << e.what();
+  }
+  BlobServer server{ProviderOptions{.targets = {config()}}};  // intact again
+  EXPECT_EQ(server.provider->targets().front().capacity, uint64_t{4} << 20);
+}
+
+TEST_F(DirectoryTarget, ADestroyedTargetTakesItsFolderWithIt) {
+  BlobServer server{ProviderOptions{.targets = {config({{"capacity", 4 << 20}})}}};
+  server.open().create_write_persist(pattern(3 << 20, 22));
+  ASSERT_TRUE(std::filesystem::exists(folder() / "data.00003"));
+  server.provider->destroy_target("main");
+  EXPECT_TRUE(eventually([&] { return !std::filesystem::exists(folder()); }, 5000ms));
 }
 
 }  // namespace

@@ -144,13 +144,14 @@ class FileBackend final : public Backend {
 
   std::string_view type() const override { return "file"; }
   nlohmann::json config() const override {
-    nlohmann::json config = {{"path", options_.path},
-                             {"layout", options_.layout == DataLayout::kFile ? "file" : "directory"},
-                             {"capacity", options_.capacity},
-                             {"direct_io", options_.direct_io},
-                             {"io_engine", io_ ? std::string(io_->name()) : "auto"},
-                             {"queue_depth", options_.queue_depth},
-                             {"mapped_writes", options_.mapped_writes}};
+    nlohmann::json config = {
+        {"path", options_.path},
+        {"layout", options_.layout == DataLayout::kFile ? "file" : "directory"},
+        {"capacity", options_.capacity},
+        {"direct_io", options_.direct_io},
+        {"io_engine", io_ ? std::string(io_->name()) : "auto"},
+        {"queue_depth", options_.queue_depth},
+        {"mapped_writes", options_.mapped_writes}};
     if (options_.layout == DataLayout::kDirectory) config["file_size"] = options_.file_size;
     return config;
   }
