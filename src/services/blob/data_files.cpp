@@ -82,8 +82,24 @@ uint64_t size_of_file(uint64_t capacity, uint64_t file_size, uint32_t index) {
   return std::min(file_size, capacity - index * file_size);
 }
 
-// One data file of `size` bytes after its header, space reserved, header durable; 0 or an errno.
-int create_file(const std::string& path, uint64_t size, const Header& header, bool exclusive) {
+// Writes zeros over [from, to) of `fd`, a MiB at a time; 0 or an errno.
+int write_zeros(int fd, uint64_t from, uint64_t to) {
+  AlignedBuffer zeros(1 << 20, kBlock);
+  std::memset(zeros.span().data(), 0, zeros.span().size());
+  while (from < to) {
+    const size_t size = static_cast<size_t>(std::min<uint64_t>(zeros.span().size(), to - from));
+    const ssize_t n = ::pwrite(fd, zeros.span().data(), size, static_cast<off_t>(from));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return n < 0 ? errno : EIO;
+    from += static_cast<uint64_t>(n);
+  }
+  return 0;
+}
+
+// One data file of `size` bytes after its header, space reserved (zero-filled when asked), header
+// durable; 0 or an errno.
+int create_file(const std::string& path, uint64_t size, const Header& header, bool exclusive,
+                bool zero_fill) {
   const int fd =
       ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | (exclusive ? O_EXCL : O_TRUNC), 0644);
   if (fd < 0) return errno;
@@ -91,6 +107,7 @@ int create_file(const std::string& path, uint64_t size, const Header& header, bo
   int error = ::posix_fallocate(fd, 0, static_cast<off_t>(total));
   if (error == EOPNOTSUPP || error == EINVAL)
     error = ::ftruncate(fd, static_cast<off_t>(total)) == 0 ? 0 : errno;
+  if (error == 0 && zero_fill) error = write_zeros(fd, kBlock, total);
   if (error == 0) {
     AlignedBuffer bytes(kBlock, kBlock);
     encode(header, bytes.span().data());
@@ -190,7 +207,8 @@ std::unique_ptr<DataFiles> DataFiles::create(const DataFilesOptions& options, ui
                         .index = index,
                         .files = files};
     const uint64_t size = size_of_file(options.capacity, file_size, index);
-    int error = create_file(path, size, header, options.layout == DataLayout::kFile);
+    int error =
+        create_file(path, size, header, options.layout == DataLayout::kFile, options.zero_fill);
     if (error == 0) made.push_back(path);
     if (error == 0 && index == 0) error = sync_parent_directory(path);
     if (error != 0) {

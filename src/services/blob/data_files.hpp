@@ -35,6 +35,7 @@ struct DataFilesOptions {
   uint64_t capacity = 0;   // of a new target (an existing one keeps its own)
   uint64_t file_size = 0;  // directory: data bytes per file of a new target
   bool direct_io = false;  // open the files with O_DIRECT
+  bool zero_fill = false;  // create(): write zeros over the whole data area (see file.cpp)
 };
 
 class DataFiles {

@@ -4,6 +4,9 @@
 // mapped file; then what only the directory layout has (its files, its options).
 
 #include <gtest/gtest.h>
+#include <linux/fiemap.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -18,6 +21,38 @@ namespace dango::blob {
 namespace {
 
 using namespace testing;
+
+// Extents of the file at `path` that the file system reserved but has not written (FIEMAP), or
+// -1 when it cannot tell.
+int unwritten_extents(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  constexpr unsigned kExtents = 128;
+  std::vector<std::byte> buffer(sizeof(fiemap) + kExtents * sizeof(fiemap_extent));
+  auto* map = reinterpret_cast<fiemap*>(buffer.data());
+  int unwritten = 0;
+  uint64_t start = 0;
+  for (bool last = false; !last;) {
+    std::fill(buffer.begin(), buffer.end(), std::byte{0});
+    map->fm_start = start;
+    map->fm_length = ~uint64_t{0} - start;
+    map->fm_flags = FIEMAP_FLAG_SYNC;
+    map->fm_extent_count = kExtents;
+    if (::ioctl(fd, FS_IOC_FIEMAP, map) != 0) {
+      ::close(fd);
+      return -1;
+    }
+    if (map->fm_mapped_extents == 0) break;
+    for (unsigned i = 0; i < map->fm_mapped_extents; ++i) {
+      const fiemap_extent& extent = map->fm_extents[i];
+      if (extent.fe_flags & FIEMAP_EXTENT_UNWRITTEN) ++unwritten;
+      last = extent.fe_flags & FIEMAP_EXTENT_LAST;
+      start = extent.fe_logical + extent.fe_length;
+    }
+  }
+  ::close(fd);
+  return unwritten;
+}
 
 // Where the records of the journal at `path` end: its first slot of zeros (the file is grown
 // ahead of its records, see journal.hpp).
@@ -350,6 +385,27 @@ TEST_P(FileTarget, ATargetLargerThanTheFileSystemIsRefusedAndLeavesNothingBehind
   EXPECT_TRUE(std::filesystem::is_empty(dir_.path() / "main"));
   BlobServer server{options()};  // one that fits is made in the same place afterwards
   EXPECT_EQ(server.provider->targets().size(), 1u);
+}
+
+TEST_P(FileTarget, AZeroFilledTargetHasNoSpaceLeftUnwritten) {
+  const auto data = pattern(3 << 20, 23);
+  RegionId id;
+  {
+    BlobServer server{options({{"capacity", 4 << 20}, {"zero_fill", true}})};
+    id = server.open().create_write_persist(data);
+    EXPECT_NE(server.provider->targets().front().config.find("\"zero_fill\":true"),
+              std::string::npos);
+  }
+  const int unwritten = unwritten_extents(data_path());
+  if (unwritten < 0) GTEST_SKIP() << "the file system under " << dir_.path() << " has no FIEMAP";
+  EXPECT_EQ(unwritten, 0);
+  if (directory()) {
+    EXPECT_EQ(unwritten_extents(target_path() + "/data.00003"), 0);
+  }
+  BlobServer server{options()};
+  std::vector<std::byte> back(data.size());
+  server.open().read(id, 0, back);
+  EXPECT_EQ(checksum(back), checksum(data));
 }
 
 INSTANTIATE_TEST_SUITE_P(Layouts, FileTarget, ::testing::ValuesIn(examples_of_type("file")),

@@ -17,7 +17,12 @@
 // `<path>.journal`) | "directory" (a folder at path holding data.00000, ... and the journal),
 // "capacity": bytes of a new target (default 1 GiB; an existing target keeps its own),
 // "file_size": directory only, bytes per data file of a new target (default 256 MiB; the last
-// file holds the rest of the capacity), "direct_io": false, "io_engine": "auto" | "io_uring" |
+// file holds the rest of the capacity), "zero_fill": false (true: a new target's data files are
+// written with zeros at creation, once, so that no later write lands in space the file system
+// has reserved but not written: the first fdatasync of such space also waits for a journal
+// commit that converts its extents, measured on ext4 16 MiB pwrite+fdatasync at 72-216 ms into
+// fallocated space against 8-12 ms over written blocks; off by default because creation then
+// writes the whole capacity), "direct_io": false, "io_engine": "auto" | "io_uring" |
 // "psync", "queue_depth": 64, "mapped_writes": false (true: a pull into pages already cached
 // goes straight into the file's shared mapping, saving the staging copy; off by default because
 // on ext4 the write fault each clean mapped page takes costs more than that copy: measured 16 MiB
@@ -53,6 +58,7 @@ struct FileOptions {
   DataLayout layout = DataLayout::kFile;
   uint64_t capacity = 1ull << 30;
   uint64_t file_size = 256ull << 20;
+  bool zero_fill = false;
   bool direct_io = false;
   IoEngineKind io_engine = IoEngineKind::kAuto;
   unsigned queue_depth = 64;
@@ -74,6 +80,7 @@ FileOptions read_options(const nlohmann::json& json, const std::string& path) {
   reader.get("capacity", options.capacity);
   const bool has_file_size = reader.has("file_size");
   reader.get("file_size", options.file_size);
+  reader.get("zero_fill", options.zero_fill);
   reader.get("direct_io", options.direct_io);
   reader.get_enum("io_engine", options.io_engine, kEngines);
   reader.get("queue_depth", options.queue_depth);
@@ -107,7 +114,8 @@ class FileBackend final : public Backend {
                                  .layout = options_.layout,
                                  .capacity = options_.capacity,
                                  .file_size = options_.file_size,
-                                 .direct_io = options_.direct_io};
+                                 .direct_io = options_.direct_io,
+                                 .zero_fill = options_.zero_fill};
     if (DataFiles::exists(files)) {
       open_existing(files);
     } else {
@@ -148,6 +156,7 @@ class FileBackend final : public Backend {
         {"path", options_.path},
         {"layout", options_.layout == DataLayout::kFile ? "file" : "directory"},
         {"capacity", options_.capacity},
+        {"zero_fill", options_.zero_fill},
         {"direct_io", options_.direct_io},
         {"io_engine", io_ ? std::string(io_->name()) : "auto"},
         {"queue_depth", options_.queue_depth},
