@@ -218,7 +218,7 @@ std::unique_ptr<DataFiles> DataFiles::create(const DataFilesOptions& options, ui
               error);
     }
   }
-  std::unique_ptr<DataFiles> created(new DataFiles(options, uuid, options.capacity, file_size));
+  auto created = std::make_unique<DataFiles>(Key{}, options, uuid, options.capacity, file_size);
   created->open_fds(target);
   return created;
 }
@@ -250,12 +250,13 @@ std::unique_ptr<DataFiles> DataFiles::open(const DataFilesOptions& options,
       fail(ErrorCode::kCorruption, target, path + " is shorter than its capacity");
     }
   }
-  std::unique_ptr<DataFiles> opened(new DataFiles(options, first.uuid, first.capacity, file_size));
+  auto opened = std::make_unique<DataFiles>(Key{}, options, first.uuid, first.capacity, file_size);
   opened->open_fds(target);
   return opened;
 }
 
-DataFiles::DataFiles(DataFilesOptions options, uint64_t uuid, uint64_t capacity, uint64_t file_size)
+DataFiles::DataFiles(Key, DataFilesOptions options, uint64_t uuid, uint64_t capacity,
+                     uint64_t file_size)
     : options_(std::move(options)), uuid_(uuid), capacity_(capacity), file_size_(file_size) {
   const uint32_t files = files_for(capacity, file_size);
   for (uint32_t index = 0; index < files; ++index) {

@@ -60,6 +60,12 @@ class DataFiles {
   // not a target's file, another target's, shorter than its header says, or missing).
   static std::unique_ptr<DataFiles> open(const DataFilesOptions& options,
                                          const std::string& target);
+  // Made by create() and open() only (the key is theirs).
+  class Key {
+    friend class DataFiles;
+    Key() = default;
+  };
+  DataFiles(Key, DataFilesOptions options, uint64_t uuid, uint64_t capacity, uint64_t file_size);
   ~DataFiles();
   DataFiles(const DataFiles&) = delete;
   DataFiles& operator=(const DataFiles&) = delete;
@@ -92,7 +98,6 @@ class DataFiles {
     int fd = -1;
     std::byte* map = nullptr;  // header included, when mapped
   };
-  DataFiles(DataFilesOptions options, uint64_t uuid, uint64_t capacity, uint64_t file_size);
 
   // Calls `io(file, offset in the file, offset in the range, length)` for each file the range
   // [at, at + size) touches, in order; stops at the first nonzero result and returns it.
