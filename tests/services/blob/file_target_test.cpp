@@ -285,6 +285,24 @@ TEST_P(FileTarget, ManyErasesCompactTheJournalAndKeepTheLayout) {
   EXPECT_GT(fresh.number(), 5000u);  // ids of erased regions are not handed out again
 }
 
+// The journal file is grown ahead of its records, a MiB (26214 records) at a time.
+TEST_P(FileTarget, TheJournalKeepsEveryRecordPastItsFirstGrowth) {
+  const int regions = 27000;
+  {
+    auto backend = make_backend({{"capacity", uint64_t{128} << 20}});
+    for (int i = 0; i < regions; ++i) {
+      RegionId id;
+      ASSERT_TRUE(backend->create(1, id).ok());
+    }
+    RegionId last;
+    ASSERT_TRUE(backend->create(1, last).ok());
+    ASSERT_TRUE(backend->persist(last, 0, 0).ok());
+    EXPECT_GT(std::filesystem::file_size(journal_path()), uint64_t{1} << 20);
+  }
+  auto reopened = make_backend({{"capacity", uint64_t{128} << 20}});
+  EXPECT_EQ(reopened->usage().regions, uint64_t{regions} + 1);
+}
+
 TEST_P(FileTarget, CachedPagesAreOfferedForDirectWritesThatPersistLikeWrites) {
   auto data = pattern(3 * 4096 + 100, 7);
   RegionId id;
