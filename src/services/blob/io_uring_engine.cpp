@@ -2,7 +2,8 @@
 // does I/O on one of its files. A ULT submits under the ring's lock and reaps what has already
 // completed (a page-cache copy often completes inside the submission), then waits on an Eventual,
 // which switches to other ULTs. A completion thread per ring sleeps in the kernel until completions
-// arrive, reaps them under the same lock and wakes their ULTs.
+// arrive, reaps them under the same lock and wakes their ULTs; a waiting ULT first polls for a
+// short while itself (run()).
 //
 // Why a thread: the execution stream must never block in the kernel for the disk. An earlier
 // version had the waiting ULT poll, then block in io_uring_wait_cqe_timeout in 0.5 ms slices;
@@ -16,10 +17,12 @@
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <mutex>
 #include <thread>
 
 #include "dango/thread/eventual.hpp"
+#include "dango/thread/ult.hpp"
 #include "services/blob/io_engine.hpp"
 
 namespace dango::blob {
@@ -115,6 +118,19 @@ class UringEngine final : public IoEngine {
       const int submitted = io_uring_submit(&ring_);
       if (submitted < 0) return submitted;
       reap_locked();  // completed inside the submission: no thread wake-up
+    }
+    // Poll, yielding between polls, for the first kSpin: a page-cache copy or a short flush
+    // completes within it and is reaped here, with no thread wake-up (under CPU contention each
+    // wake-up can cost milliseconds: a 4 KiB write+persist, two syncs, measured ~7x slower
+    // without this). Longer operations are left to the completion thread.
+    constexpr auto kSpin = std::chrono::microseconds(2000);
+    const auto spin_until = std::chrono::steady_clock::now() + kSpin;
+    while (!slot.ready() && std::chrono::steady_clock::now() < spin_until) {
+      {
+        std::unique_lock lock(mutex_, std::try_to_lock);
+        if (lock.owns_lock()) reap_locked();
+      }
+      if (!slot.ready()) thread::this_ult::yield();
     }
     try {
       return slot.wait();
