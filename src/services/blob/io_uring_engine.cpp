@@ -8,9 +8,8 @@
 // Why a thread: the execution stream must never block in the kernel for the disk. An earlier
 // version had the waiting ULT poll, then block in io_uring_wait_cqe_timeout in 0.5 ms slices;
 // while a flush or a congested writeback took milliseconds, the stream ran its other ULTs (the
-// progress loop pulling the rest of a transfer) only between slices, and a 16 MiB write+persist
-// over tcp spent most of its time waiting for its pulls. The cost: one thread wake-up per
-// operation that does not complete inside its submission.
+// progress loop pulling the rest of a pipelined write) only between slices. The cost: one thread
+// wake-up per operation that outlasts the polling.
 
 #include <fcntl.h>
 #include <liburing.h>
