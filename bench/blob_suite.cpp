@@ -1,6 +1,7 @@
-// The `blob` suite: write+persist and read of 4 KiB .. 64 MiB regions on every registered target
-// type (from the registry), served by a blob provider in another process (helper
-// "blob_bench_server"), each next to a baseline measured in the same run:
+// The `blob` suite: write+persist and read of 4 KiB .. 64 MiB regions on every example target
+// configuration (from the registry: each type, and variants such as file.directory, whose data
+// files are sized to hold the largest region), served by a blob provider in another process
+// (helper "blob_bench_server"), each next to a baseline measured in the same run:
 //
 //   write_persist  GiB/s of create_write_persist (size / median time of one call; the region is
 //                  erased after each call, untimed). Baselines: file -> pwrite+fdatasync of the
@@ -12,8 +13,8 @@
 //   memcpy         informational, target memory: the copy a same-node transport could reach.
 //
 // The client exposes one 64 MiB buffer (touched first) once and uses the Bulk overloads, as an
-// application that reuses its buffers would. Each record carries "target". Files go to a fresh
-// folder under $TMPDIR (default /tmp), removed at the end.
+// application that reuses its buffers would. Each record carries "target" (the example's name).
+// Files go to a fresh folder under $TMPDIR (default /tmp), removed at the end.
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -109,12 +110,15 @@ double raw_bulk(rpc::Engine& engine, const BenchServer& server, const char* name
                    median_seconds(size, quick, [&] { transfer(memory, size); }));
 }
 
-void run_target(const std::string& type, const std::string& transport,
+void run_target(const std::string& example, const std::string& transport,
                 const std::string& listen_address, const Options& options, Reporter& reporter,
                 rpc::Engine& engine, const rpc::Bulk& memory, const std::byte* bytes) {
   ScratchDir scratch;
-  nlohmann::json config = blob::example_target_config(type, scratch.path.string());
+  const blob::TargetConfig target_config = blob::example_target(example, scratch.path.string());
+  const std::string& type = target_config.type;
+  nlohmann::json config = target_config.config;
   if (config.contains("capacity")) config["capacity"] = static_cast<uint64_t>(4 * kMaxSize);
+  if (config.contains("file_size")) config["file_size"] = static_cast<uint64_t>(kMaxSize);
   config["name"] = "bench";
   config["type"] = type;
   HelperProcess server("blob_bench_server", {listen_address, config.dump()});
@@ -151,7 +155,7 @@ void run_target(const std::string& type, const std::string& transport,
                   .unit = "GiB/s",
                   .baseline = write_name,
                   .baseline_value = write_base,
-                  .extra = {{"target", type}}});
+                  .extra = {{"target", example}}});
     reporter.add({.transport = transport,
                   .case_name = "read",
                   .size = size,
@@ -159,7 +163,7 @@ void run_target(const std::string& type, const std::string& transport,
                   .unit = "GiB/s",
                   .baseline = read_name,
                   .baseline_value = read_base,
-                  .extra = {{"target", type}}});
+                  .extra = {{"target", example}}});
   }
   engine.rpc<void()>("blob_bench_shutdown").on(endpoint).timeout(std::chrono::seconds(10))();
   server.wait_exit();
@@ -180,8 +184,8 @@ void run_blob_suite(const Options& options, Reporter& reporter) {
     std::memset(buffer.get(), 0x5a, kMaxSize);  // touched before timing
     const rpc::Bulk memory =
         engine.expose(std::span<std::byte>(buffer.get(), kMaxSize), rpc::Access::kReadWrite);
-    for (const std::string& type : blob::registered_target_types()) {
-      run_target(type, transport, *address, options, reporter, engine, memory, buffer.get());
+    for (const std::string& example : blob::example_target_names()) {
+      run_target(example, transport, *address, options, reporter, engine, memory, buffer.get());
     }
   }
   for (std::size_t size : kSizes) {

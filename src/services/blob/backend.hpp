@@ -6,7 +6,10 @@
 //
 // where FileBackend derives from Backend, is constructible as
 // FileBackend(const nlohmann::json& config, const BackendContext& context), and has
-// `static nlohmann::json example_config(const std::string& scratch_dir)`. Backends report
+// `static nlohmann::json example_config(const std::string& scratch_dir)`; it may also have
+// `static std::map<std::string, nlohmann::json> example_variants(const std::string& scratch_dir)`,
+// further configurations worth testing and benchmarking on their own, by name (file:
+// "directory"), which tests and benchmarks know as "<type>.<variant>". Backends report
 // failures as Status values (the provider turns them into replies once); they throw only from
 // their constructor (bad config: ConfigError naming the key; storage that cannot be opened:
 // blob::Error).
@@ -16,6 +19,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <span>
@@ -138,10 +142,24 @@ inline Status unknown_region(RegionId id) {
 
 using BackendFactory =
     std::function<std::unique_ptr<Backend>(const nlohmann::json&, const BackendContext&)>;
+using ExampleVariants = std::map<std::string, nlohmann::json>;
 struct BackendType {
   BackendFactory make;
   nlohmann::json (*example_config)(const std::string& scratch_dir) = nullptr;
+  ExampleVariants (*example_variants)(const std::string& scratch_dir) = nullptr;  // may be null
 };
+
+// Type::example_variants when the type has one, else nullptr (for the registration macro).
+template <class Type>
+constexpr ExampleVariants (*example_variants_of())(const std::string&) {
+  if constexpr (requires(const std::string& dir) {
+                  { Type::example_variants(dir) } -> std::convertible_to<ExampleVariants>;
+                }) {
+    return &Type::example_variants;
+  } else {
+    return nullptr;
+  }
+}
 
 // Registers a target type at static-initialisation time; returns true. Aborts on a duplicate.
 bool register_backend(std::string_view name, BackendType type);
@@ -156,6 +174,6 @@ const BackendType* find_backend(std::string_view name);
                          -> std::unique_ptr<::dango::blob::Backend> {                         \
                        return std::make_unique<Type>(config, c);                              \
                      },                                                                       \
-                     &Type::example_config})
+                     &Type::example_config, ::dango::blob::example_variants_of<Type>()})
 
 }  // namespace dango::blob

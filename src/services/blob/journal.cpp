@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/crc.hpp>
 #include <cerrno>
 #include <cstring>
@@ -71,7 +72,25 @@ int write_all(int fd, const std::byte* data, size_t size, uint64_t offset) {
   return 0;
 }
 
-// A journal file holding the header (and `body`), written and synced; its fd, or -1 with errno.
+// Writes zeros over [from, to) of `fd`; 0, or an errno.
+int write_zeros(int fd, uint64_t from, uint64_t to) {
+  static const std::byte zeros[64 << 10] = {};
+  while (from < to) {
+    const size_t size = static_cast<size_t>(std::min<uint64_t>(sizeof(zeros), to - from));
+    if (const int error = write_all(fd, zeros, size, from); error != 0) return error;
+    from += size;
+  }
+  return 0;
+}
+
+// The size of a journal file holding `used` bytes of header and records: rounded up to whole
+// kGrowth steps, with room for at least one more record.
+uint64_t padded_size(uint64_t used) {
+  return (used + Journal::kRecordSize + Journal::kGrowth - 1) / Journal::kGrowth * Journal::kGrowth;
+}
+
+// A journal file holding the header (and `body`), then zeros to padded_size(), written and
+// synced; its fd, or -1 with errno.
 int write_new_file(const std::string& path, uint64_t uuid, const std::vector<std::byte>& body) {
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return -1;
@@ -80,6 +99,7 @@ int write_new_file(const std::string& path, uint64_t uuid, const std::vector<std
   std::memcpy(bytes.data() + 8, &kVersion, 4);
   put_u64(bytes.data() + 16, uuid);
   bytes.insert(bytes.end(), body.begin(), body.end());
+  bytes.resize(padded_size(bytes.size()));
   const int error = write_all(fd, bytes.data(), bytes.size(), 0);
   if (error != 0 || ::fdatasync(fd) != 0) {
     const int saved = error != 0 ? error : errno;
@@ -121,6 +141,7 @@ void Journal::create_file() {
   const int fd = write_new_file(path_, uuid_, {});
   if (fd < 0) io_failure("cannot create the journal", path_, errno);
   file_ = std::make_shared<const OpenFile>(fd);
+  file_size_ = padded_size(kHeaderSize);
   if (const int error = sync_parent_directory(path_); error != 0) {
     io_failure("cannot sync the folder of", path_, error);
   }
@@ -166,19 +187,33 @@ void Journal::replay_file(uint64_t uuid, const std::function<void(const JournalR
     ++records_in_file_;
   }
   end_ = offset;
-  if (offset != bytes.size()) {
-    // A torn or damaged tail: later appends go where it started, so replay never meets it.
-    if (::ftruncate(fd, static_cast<off_t>(offset)) != 0 || ::fdatasync(fd) != 0) {
-      io_failure("cannot cut the torn tail of the journal", path_, errno);
-    }
+  file_size_ = bytes.size();
+  if (std::any_of(bytes.begin() + static_cast<ptrdiff_t>(offset), bytes.end(),
+                  [](std::byte b) { return b != std::byte{0}; })) {
+    // A torn or damaged tail: zeroed (durably), so that replay stops where it started even
+    // after later appends, which go there, leave part of it behind.
+    int error = write_zeros(fd, offset, bytes.size());
+    if (error == 0 && ::fdatasync(fd) != 0) error = errno;
+    if (error != 0) io_failure("cannot cut the torn tail of the journal", path_, error);
   }
+}
+
+int Journal::reserve_record() {
+  if (end_ + kRecordSize <= file_size_) return 0;
+  // Synced at once: zeros that a crash lost could leave stale bytes where replay looks.
+  const uint64_t grown = padded_size(end_);
+  int error = write_zeros(file_->fd, file_size_, grown);
+  if (error == 0 && ::fdatasync(file_->fd) != 0) error = errno;
+  if (error == 0) file_size_ = grown;
+  return error;
 }
 
 uint64_t Journal::append(const JournalRecord& record, int& error) {
   std::byte bytes[kRecordSize];
   encode(record, bytes);
   std::lock_guard lock(append_mutex_);
-  error = write_all(file_->fd, bytes, kRecordSize, end_);
+  error = reserve_record();
+  if (error == 0) error = write_all(file_->fd, bytes, kRecordSize, end_);
   if (error != 0) {
     // A partial record would fail its checksum on replay, and the next append overwrites it.
     return 0;
@@ -227,6 +262,7 @@ int Journal::rewrite(const std::vector<JournalRecord>& live) {
   const int error = sync_parent_directory(path_);
   file_ = std::make_shared<const OpenFile>(fd);
   end_ = kHeaderSize + body.size();
+  file_size_ = padded_size(end_);
   records_in_file_ = live.size();
   synced_.store(appended_.load(), std::memory_order_release);
   return error;

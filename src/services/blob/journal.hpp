@@ -9,7 +9,14 @@
 //
 // File format (little-endian): a 64-byte header {"DANGOJNL", u32 version = 1, u32 0, u64 target
 // uuid, zeros}, then 40-byte records {u32 crc32 of the next 36 bytes, u8 kind, 3 zero bytes,
-// u64 region id, u64 offset, u64 size, u64 0}.
+// u64 region id, u64 offset, u64 size, u64 0}, then zeros to the end of the file (a run of zero
+// bytes is no record: replay stops there).
+//
+// The file is grown ahead of the records, kGrowth bytes of written zeros at a time (synced), so
+// that an append overwrites blocks the file already has: its fdatasync then writes one block and
+// flushes the device, where an append that grows the file would also wait for the file system's
+// journal commit (i_size changed) — a commit shared with every other writer of that file system,
+// measured 4 ms typical and tens of ms on a busy one, against 0.1-0.3 ms in place.
 
 #include <atomic>
 #include <cstdint>
@@ -62,10 +69,14 @@ class Journal {
 
   static constexpr uint64_t kHeaderSize = 64;
   static constexpr uint64_t kRecordSize = 40;
+  // Bytes of zeros the file grows by when the records reach its end (26214 records).
+  static constexpr uint64_t kGrowth = 1 << 20;
 
  private:
   void create_file();
   void replay_file(uint64_t uuid, const std::function<void(const JournalRecord&)>& replay);
+  // Makes room for one more record at end_ (grows the file by kGrowth when needed); 0, or errno.
+  int reserve_record();
 
   // The open journal file; a sync in progress keeps the file it syncs open through a rewrite().
   struct OpenFile {
@@ -79,8 +90,9 @@ class Journal {
   std::string path_;
   uint64_t uuid_;
   std::shared_ptr<const OpenFile> file_;
-  mutable std::mutex append_mutex_;  // guards file_, end_, records_in_file_
-  uint64_t end_ = kHeaderSize;
+  mutable std::mutex append_mutex_;  // guards file_, end_, file_size_, records_in_file_
+  uint64_t end_ = kHeaderSize;       // where the next record goes
+  uint64_t file_size_ = 0;           // bytes in the file: records, then zeros
   uint64_t records_in_file_ = 0;
   std::atomic<uint64_t> appended_{0};  // sequence numbers handed out
   std::atomic<uint64_t> synced_{0};    // all up to here are durable

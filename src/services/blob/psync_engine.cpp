@@ -16,12 +16,11 @@ namespace {
 
 class PsyncEngine final : public IoEngine {
  public:
-  explicit PsyncEngine(int fd) : fd_(fd) {}
   std::string_view name() const override { return "psync"; }
 
-  int write(std::span<const std::byte> data, uint64_t offset) override {
+  int write(int fd, std::span<const std::byte> data, uint64_t offset) override {
     while (!data.empty()) {
-      const ssize_t n = ::pwrite(fd_, data.data(), data.size(), static_cast<off_t>(offset));
+      const ssize_t n = ::pwrite(fd, data.data(), data.size(), static_cast<off_t>(offset));
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) return errno;
       if (n == 0) return EIO;
@@ -31,9 +30,9 @@ class PsyncEngine final : public IoEngine {
     return 0;
   }
 
-  int read(std::span<std::byte> out, uint64_t offset) override {
+  int read(int fd, std::span<std::byte> out, uint64_t offset) override {
     while (!out.empty()) {
-      const ssize_t n = ::pread(fd_, out.data(), out.size(), static_cast<off_t>(offset));
+      const ssize_t n = ::pread(fd, out.data(), out.size(), static_cast<off_t>(offset));
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) return errno;
       if (n == 0) return EIO;  // past the end of the file
@@ -43,34 +42,30 @@ class PsyncEngine final : public IoEngine {
     return 0;
   }
 
-  int sync(uint64_t, uint64_t) override { return sync_file(fd_); }
-  int start_writeback(uint64_t offset, uint64_t size) override {
-    return ::sync_file_range(fd_, static_cast<off_t>(offset), static_cast<off_t>(size),
+  int sync(int fd, uint64_t, uint64_t) override { return ::fdatasync(fd) == 0 ? 0 : errno; }
+  int start_writeback(int fd, uint64_t offset, uint64_t size) override {
+    return ::sync_file_range(fd, static_cast<off_t>(offset), static_cast<off_t>(size),
                              SYNC_FILE_RANGE_WRITE) == 0
                ? 0
                : errno;
   }
-  int sync_file(int fd) override { return ::fdatasync(fd) == 0 ? 0 : errno; }
-
- private:
-  int fd_;
 };
 
 }  // namespace
 
-std::unique_ptr<IoEngine> make_psync_engine(int fd) { return std::make_unique<PsyncEngine>(fd); }
+std::unique_ptr<IoEngine> make_psync_engine() { return std::make_unique<PsyncEngine>(); }
 
-std::unique_ptr<IoEngine> make_io_engine(IoEngineKind kind, int fd, unsigned queue_depth) {
-  if (kind == IoEngineKind::kPsync) return make_psync_engine(fd);
+std::unique_ptr<IoEngine> make_io_engine(IoEngineKind kind, unsigned queue_depth) {
+  if (kind == IoEngineKind::kPsync) return make_psync_engine();
   int error = 0;
-  if (auto engine = make_uring_engine(fd, queue_depth, error)) return engine;
+  if (auto engine = make_uring_engine(queue_depth, error)) return engine;
   if (kind == IoEngineKind::kIoUring) {
     throw Error(ErrorCode::kIoError,
                 std::string("cannot set up io_uring: ") + std::strerror(error));
   }
   log::get("blob")->info("io_uring unavailable ({}); file targets use pread/pwrite",
                          std::strerror(error));
-  return make_psync_engine(fd);
+  return make_psync_engine();
 }
 
 }  // namespace dango::blob

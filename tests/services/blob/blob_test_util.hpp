@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -13,6 +14,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "dango/services/blob/client.hpp"
@@ -37,14 +39,33 @@ inline uint64_t checksum(std::span<const std::byte> bytes) {
   return hash;
 }
 
-// One target of type `type` (its example config under `dir`, with `overrides` merged in).
-inline TargetConfig target_config(const std::string& type, const std::filesystem::path& dir,
+// One target made from the example configuration `example` (a type, "file", or a variant,
+// "file.directory": see example_target_names()) keeping its data under `dir`/`name`, with
+// `overrides` merged in.
+inline TargetConfig target_config(const std::string& example, const std::filesystem::path& dir,
                                   const std::string& name = "main",
                                   const nlohmann::json& overrides = nlohmann::json::object()) {
-  nlohmann::json config = example_target_config(type, (dir / name).string());
+  TargetConfig target = example_target(example, (dir / name).string());
   std::filesystem::create_directories(dir / name);
-  config.update(overrides);
-  return TargetConfig{.name = name, .type = type, .config = config};
+  target.name = name;
+  target.config.update(overrides);
+  return target;
+}
+
+// The example configurations of target type `type` ("file": "file", "file.directory"), from the
+// registry.
+inline std::vector<std::string> examples_of_type(std::string_view type) {
+  std::vector<std::string> names;
+  for (const std::string& name : example_target_names()) {
+    if (std::string_view(name).substr(0, name.find('.')) == type) names.push_back(name);
+  }
+  return names;
+}
+
+// A test-name-safe form of an example's name ("file.directory" -> "file_directory").
+inline std::string example_test_name(std::string name) {
+  std::replace(name.begin(), name.end(), '.', '_');
+  return name;
 }
 
 // A server engine (its own execution stream) hosting a blob provider, and a client engine.

@@ -1,7 +1,7 @@
-// Real processes: a file target served by tools/dango-blob-server is killed with SIGKILL right
-// after persist returns; after a restart every persisted region reads back byte for byte and
-// the allocator accounts for every extent exactly once. The server also stops cleanly on
-// SIGTERM and refuses a bad config with a message naming the key.
+// Real processes: a file target (each layout) served by tools/dango-blob-server is killed with
+// SIGKILL right after persist returns; after a restart every persisted region reads back byte for
+// byte and the allocator accounts for every extent exactly once. The server also stops cleanly
+// on SIGTERM and refuses a bad config with a message naming the key.
 
 #include <gtest/gtest.h>
 #include <sys/wait.h>
@@ -16,23 +16,37 @@ namespace {
 
 using namespace testing;
 
-class BlobServerProgram : public ::testing::Test {
+// The server program with a file target made from example `example` ("file" unless given).
+class BlobServerProgramBase {
  protected:
-  void SetUp() override {
-    if (::access(blob_server_path().c_str(), X_OK) != 0) {
-      GTEST_SKIP() << blob_server_path() << " is not built (target dango-blob-server)";
-    }
-  }
-  nlohmann::json config() {
-    return ProviderOptions{
-        .targets = {target_config("file", dir_.path(), "main", {{"capacity", uint64_t{32} << 20}})},
-        .staging = {.buffer_size = 1 << 20, .buffers = 4}}
+  bool built() const { return ::access(blob_server_path().c_str(), X_OK) == 0; }
+  nlohmann::json config(const std::string& example = "file") {
+    return ProviderOptions{.targets = {target_config(example, dir_.path(), "main",
+                                                     {{"capacity", uint64_t{32} << 20}})},
+                           .staging = {.buffer_size = 1 << 20, .buffers = 4}}
         .to_json();
   }
   TempDir dir_;
 };
 
-TEST_F(BlobServerProgram, PersistedRegionsSurviveSigkillByteForByte) {
+class BlobServerProgram : public ::testing::Test, protected BlobServerProgramBase {
+ protected:
+  void SetUp() override {
+    if (!built()) GTEST_SKIP() << blob_server_path() << " is not built (target dango-blob-server)";
+  }
+};
+
+// Run on each example configuration of the file target (its layouts: one file, a directory).
+class CrashedFileTarget : public ::testing::TestWithParam<std::string>,
+                          protected BlobServerProgramBase {
+ protected:
+  void SetUp() override {
+    if (!built()) GTEST_SKIP() << blob_server_path() << " is not built (target dango-blob-server)";
+  }
+  nlohmann::json config() { return BlobServerProgramBase::config(GetParam()); }
+};
+
+TEST_P(CrashedFileTarget, PersistedRegionsSurviveSigkillByteForByte) {
   struct Kept {
     RegionId id;
     uint64_t size;
@@ -100,6 +114,9 @@ TEST_F(BlobServerProgram, PersistedRegionsSurviveSigkillByteForByte) {
     EXPECT_EQ(checksum(back), region.sum) << region.id.to_string() << " after filling";
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Layouts, CrashedFileTarget, ::testing::ValuesIn(examples_of_type("file")),
+                         [](const auto& info) { return example_test_name(info.param); });
 
 TEST_F(BlobServerProgram, StopsCleanlyOnSigterm) {
   BlobServerProcess server(dir_.path(), config());

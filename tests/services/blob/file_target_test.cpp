@@ -1,10 +1,16 @@
-// The file target: layout surviving restarts, a full device, paths that cannot be opened,
-// O_DIRECT and the pread/pwrite engine, a torn journal tail, damaged files, and writes straight
-// into the mapped file.
+// The file target, in each of its layouts (one file, a directory of files): layout surviving
+// restarts, a full target and a file system too small, paths that cannot be opened, O_DIRECT and
+// the pread/pwrite engine, a torn journal tail, damaged files, and writes straight into the
+// mapped file. What only the directory layout has: data_files_test.cpp.
 
 #include <gtest/gtest.h>
+#include <linux/fiemap.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 
 #include "blob_test_util.hpp"
@@ -16,18 +22,82 @@ namespace {
 
 using namespace testing;
 
-class FileTarget : public ::testing::Test {
+// Extents of the file at `path` that the file system reserved but has not written (FIEMAP), or
+// -1 when it cannot tell.
+int unwritten_extents(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  constexpr unsigned kExtents = 128;
+  std::vector<std::byte> buffer(sizeof(fiemap) + kExtents * sizeof(fiemap_extent));
+  auto* map = reinterpret_cast<fiemap*>(buffer.data());
+  int unwritten = 0;
+  uint64_t start = 0;
+  for (bool last = false; !last;) {
+    std::fill(buffer.begin(), buffer.end(), std::byte{0});
+    map->fm_start = start;
+    map->fm_length = ~uint64_t{0} - start;
+    map->fm_flags = FIEMAP_FLAG_SYNC;
+    map->fm_extent_count = kExtents;
+    if (::ioctl(fd, FS_IOC_FIEMAP, map) != 0) {
+      ::close(fd);
+      return -1;
+    }
+    if (map->fm_mapped_extents == 0) break;
+    for (unsigned i = 0; i < map->fm_mapped_extents; ++i) {
+      const fiemap_extent& extent = map->fm_extents[i];
+      if (extent.fe_flags & FIEMAP_EXTENT_UNWRITTEN) ++unwritten;
+      last = extent.fe_flags & FIEMAP_EXTENT_LAST;
+      start = extent.fe_logical + extent.fe_length;
+    }
+  }
+  ::close(fd);
+  return unwritten;
+}
+
+// Where the records of the journal at `path` end: its first slot of zeros (the file is grown
+// ahead of its records, see journal.hpp).
+uint64_t journal_end(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  uint64_t end = 64;
+  while (end + 40 <= bytes.size() &&
+         bytes.find_first_not_of('\0', end) < std::min<uint64_t>(end + 40, bytes.size())) {
+    end += 40;
+  }
+  return end;
+}
+
+// Run on each example configuration of the file target (its layouts: "file", "file.directory").
+class FileTarget : public ::testing::TestWithParam<std::string> {
  protected:
   ProviderOptions options(const nlohmann::json& overrides = nlohmann::json::object()) {
-    return ProviderOptions{.targets = {target_config("file", dir_.path(), "main", overrides)},
+    return ProviderOptions{.targets = {config("main", overrides)},
                            .inline_threshold = 512,
                            .staging = {.buffer_size = 64 << 10, .buffers = 4, .pipeline_depth = 3}};
   }
-  std::string data_path() const { return (dir_.path() / "main" / "blob-target").string(); }
+  std::unique_ptr<Backend> make_backend(const nlohmann::json& overrides = nlohmann::json::object(),
+                                        const std::string& name = "main") {
+    const BackendType* type = find_backend("file");
+    EXPECT_NE(type, nullptr);
+    return type->make(config(name, overrides).config, {.target_name = name, .config_path = "t"});
+  }
+  bool directory() const { return config().config.value("layout", "file") == "directory"; }
+  // The target's path, its first data file and its journal (they depend on the layout).
+  std::string target_path() const { return (dir_.path() / "main" / "blob-target").string(); }
+  std::string data_path() const {
+    return directory() ? target_path() + "/data.00000" : target_path();
+  }
+  std::string journal_path() const {
+    return directory() ? target_path() + "/journal" : target_path() + ".journal";
+  }
+  TargetConfig config(const std::string& name = "main",
+                      const nlohmann::json& overrides = nlohmann::json::object()) const {
+    return target_config(GetParam(), dir_.path(), name, overrides);
+  }
   TempDir dir_;
 };
 
-TEST_F(FileTarget, RegionsSurviveARestartAndErasedOnesStayErased) {
+TEST_P(FileTarget, RegionsSurviveARestartAndErasedOnesStayErased) {
   std::vector<std::pair<RegionId, uint64_t>> kept;
   RegionId erased;
   {
@@ -57,7 +127,7 @@ TEST_F(FileTarget, RegionsSurviveARestartAndErasedOnesStayErased) {
   EXPECT_NE(fresh, erased);
 }
 
-TEST_F(FileTarget, AFullTargetRefusesClearlyAndStaysUsable) {
+TEST_P(FileTarget, AFullTargetRefusesClearlyAndStaysUsable) {
   BlobServer server{options({{"capacity", uint64_t{1} << 20}})};
   const Target target = server.open();
   const auto data = pattern(300000, 1);
@@ -83,11 +153,11 @@ TEST_F(FileTarget, AFullTargetRefusesClearlyAndStaysUsable) {
   EXPECT_EQ(back, data);
 }
 
-TEST_F(FileTarget, APathThatCannotBeOpenedIsAnIoErrorNamingIt) {
+TEST_P(FileTarget, APathThatCannotBeOpenedIsAnIoErrorNamingIt) {
   const std::string bad = (dir_.path() / "missing-folder" / "data").string();
+  const TargetConfig target = config("t", {{"path", bad}});
   try {
-    BlobServer server{
-        ProviderOptions{.targets = {{.name = "t", .type = "file", .config = {{"path", bad}}}}}};
+    BlobServer server{ProviderOptions{.targets = {target}}};
     FAIL() << "a target in a missing folder opened";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kIoError);
@@ -95,8 +165,7 @@ TEST_F(FileTarget, APathThatCannotBeOpenedIsAnIoErrorNamingIt) {
   }
   BlobServer server{ProviderOptions{}};
   try {
-    server.client.create_target(server.server.address(), kProviderId,
-                                {.name = "t", .type = "file", .config = {{"path", bad}}});
+    server.client.create_target(server.server.address(), kProviderId, target);
     FAIL() << "a target in a missing folder was created by RPC";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kIoError);
@@ -104,7 +173,7 @@ TEST_F(FileTarget, APathThatCannotBeOpenedIsAnIoErrorNamingIt) {
   EXPECT_TRUE(server.client.list_targets(server.server.address(), kProviderId).empty());
 }
 
-TEST_F(FileTarget, DirectIoHandlesUnalignedOffsetsAndSizes) {
+TEST_P(FileTarget, DirectIoHandlesUnalignedOffsetsAndSizes) {
   // O_DIRECT needs a file system that supports it (not tmpfs).
   const std::string probe = (dir_.path() / "probe").string();
   const int fd = ::open(probe.c_str(), O_CREAT | O_RDWR | O_DIRECT, 0644);
@@ -125,7 +194,7 @@ TEST_F(FileTarget, DirectIoHandlesUnalignedOffsetsAndSizes) {
   EXPECT_TRUE(std::equal(piece.begin(), piece.end(), data.begin() + 999990));
 }
 
-TEST_F(FileTarget, ThePreadPwriteEngineWorksToo) {
+TEST_P(FileTarget, ThePreadPwriteEngineWorksToo) {
   BlobServer server{options({{"io_engine", "psync"}})};
   const Target target = server.open();
   const auto data = pattern(300000, 4);
@@ -136,7 +205,7 @@ TEST_F(FileTarget, ThePreadPwriteEngineWorksToo) {
   EXPECT_NE(server.provider->targets().front().config.find("psync"), std::string::npos);
 }
 
-TEST_F(FileTarget, ATornJournalTailIsCutOffOnRestart) {
+TEST_P(FileTarget, ATornJournalTailIsCutOffOnRestart) {
   RegionId id;
   const auto data = pattern(5000, 5);
   {
@@ -144,8 +213,10 @@ TEST_F(FileTarget, ATornJournalTailIsCutOffOnRestart) {
     id = server.open().create_write_persist(data);
   }
   {
-    std::ofstream journal(data_path() + ".journal", std::ios::app | std::ios::binary);
-    journal << "half a record";
+    const uint64_t end = journal_end(journal_path());
+    std::fstream journal(journal_path(), std::ios::in | std::ios::out | std::ios::binary);
+    journal.seekp(static_cast<std::streamoff>(end));
+    journal << "half a record" << std::string(80, '\x7f');  // and damaged bytes after it
   }
   {
     BlobServer server{options()};
@@ -159,7 +230,7 @@ TEST_F(FileTarget, ATornJournalTailIsCutOffOnRestart) {
   EXPECT_EQ(server.provider->targets().front().regions, 2u);
 }
 
-TEST_F(FileTarget, DamagedFilesAreReportedAsCorruption) {
+TEST_P(FileTarget, DamagedFilesAreReportedAsCorruption) {
   {
     BlobServer server{options()};
     server.open().create(10);
@@ -179,13 +250,10 @@ TEST_F(FileTarget, DamagedFilesAreReportedAsCorruption) {
 
 // Driven through the backend itself (no RPC per operation), so that the thousands of records a
 // compaction needs cost milliseconds.
-TEST_F(FileTarget, ManyErasesCompactTheJournalAndKeepTheLayout) {
-  const nlohmann::json config = target_config("file", dir_.path()).config;
-  const BackendType* type = find_backend("file");
-  ASSERT_NE(type, nullptr);
+TEST_P(FileTarget, ManyErasesCompactTheJournalAndKeepTheLayout) {
   std::vector<std::pair<RegionId, uint64_t>> kept;
   {
-    auto backend = type->make(config, {.target_name = "main", .config_path = "target"});
+    auto backend = make_backend();
     for (int i = 0; i < 2500; ++i) {
       RegionId a, b;
       ASSERT_TRUE(backend->create(3000, a).ok());
@@ -204,7 +272,7 @@ TEST_F(FileTarget, ManyErasesCompactTheJournalAndKeepTheLayout) {
     EXPECT_EQ(usage.used_bytes + usage.free_bytes, usage.capacity);
   }
   // Compacted: far fewer than the ~7500 records written.
-  EXPECT_LT(std::filesystem::file_size(data_path() + ".journal"), 64u + 4000u * 40u);
+  EXPECT_LT(journal_end(journal_path()), 64u + 4000u * 40u);
   BlobServer server{options()};
   const Target target = server.open();
   EXPECT_EQ(server.provider->targets().front().regions, kept.size());
@@ -217,15 +285,29 @@ TEST_F(FileTarget, ManyErasesCompactTheJournalAndKeepTheLayout) {
   EXPECT_GT(fresh.number(), 5000u);  // ids of erased regions are not handed out again
 }
 
-TEST_F(FileTarget, CachedPagesAreOfferedForDirectWritesThatPersistLikeWrites) {
-  const nlohmann::json config =
-      target_config("file", dir_.path(), "main", {{"mapped_writes", true}}).config;
-  const BackendType* type = find_backend("file");
-  ASSERT_NE(type, nullptr);
+// The journal file is grown ahead of its records, a MiB (26214 records) at a time.
+TEST_P(FileTarget, TheJournalKeepsEveryRecordPastItsFirstGrowth) {
+  const int regions = 27000;
+  {
+    auto backend = make_backend({{"capacity", uint64_t{128} << 20}});
+    for (int i = 0; i < regions; ++i) {
+      RegionId id;
+      ASSERT_TRUE(backend->create(1, id).ok());
+    }
+    RegionId last;
+    ASSERT_TRUE(backend->create(1, last).ok());
+    ASSERT_TRUE(backend->persist(last, 0, 0).ok());
+    EXPECT_GT(std::filesystem::file_size(journal_path()), uint64_t{1} << 20);
+  }
+  auto reopened = make_backend({{"capacity", uint64_t{128} << 20}});
+  EXPECT_EQ(reopened->usage().regions, uint64_t{regions} + 1);
+}
+
+TEST_P(FileTarget, CachedPagesAreOfferedForDirectWritesThatPersistLikeWrites) {
   auto data = pattern(3 * 4096 + 100, 7);
   RegionId id;
   {
-    auto backend = type->make(config, {.target_name = "main", .config_path = "target"});
+    auto backend = make_backend({{"mapped_writes", true}});
     ASSERT_TRUE(backend->create(data.size(), id).ok());
     ASSERT_TRUE(backend->write(id, 0, data).ok());  // its pages are in the page cache now
     DirectAccess access;
@@ -238,21 +320,19 @@ TEST_F(FileTarget, CachedPagesAreOfferedForDirectWritesThatPersistLikeWrites) {
     EXPECT_FALSE(backend->direct_write(id, 0, data.size() + 1, access));  // past the end
     EXPECT_FALSE(backend->direct_write(RegionId::from_number(999), 0, 1, access));
   }
-  auto reopened = type->make(config, {.target_name = "main", .config_path = "target"});
+  auto reopened = make_backend({{"mapped_writes", true}});
   std::vector<std::byte> back(data.size());
   ASSERT_TRUE(reopened->read(id, 0, back).ok());
   EXPECT_EQ(back, data);
 }
 
-TEST_F(FileTarget, MappedWritesCanBeTurnedOffAndAreNeverUsedWithDirectIo) {
-  const BackendType* type = find_backend("file");
+TEST_P(FileTarget, MappedWritesCanBeTurnedOffAndAreNeverUsedWithDirectIo) {
   for (const nlohmann::json& overrides :
        {nlohmann::json{{"mapped_writes", false}}, nlohmann::json{{"direct_io", true}}}) {
     const std::string name = overrides.begin().key();
-    const nlohmann::json config = target_config("file", dir_.path(), name, overrides).config;
     std::unique_ptr<Backend> backend;
     try {
-      backend = type->make(config, {.target_name = name, .config_path = "target"});
+      backend = make_backend(overrides, name);
     } catch (const Error& e) {  // O_DIRECT refused by this file system
       continue;
     }
@@ -268,11 +348,8 @@ TEST_F(FileTarget, MappedWritesCanBeTurnedOffAndAreNeverUsedWithDirectIo) {
             std::string::npos);
 }
 
-TEST_F(FileTarget, AnErasedRegionsSpaceIsNotReusedWhileAWriteIntoItIsInProgress) {
-  const nlohmann::json config =
-      target_config("file", dir_.path(), "main", {{"capacity", 4 * 4096}, {"mapped_writes", true}})
-          .config;
-  auto backend = find_backend("file")->make(config, {.target_name = "main", .config_path = "t"});
+TEST_P(FileTarget, AnErasedRegionsSpaceIsNotReusedWhileAWriteIntoItIsInProgress) {
+  auto backend = make_backend({{"capacity", 4 * 4096}, {"mapped_writes", true}});
   RegionId erased, other;
   ASSERT_TRUE(backend->create(3 * 4096, erased).ok());
   ASSERT_TRUE(backend->create(4096, other).ok());  // the target is full
@@ -293,12 +370,12 @@ TEST_F(FileTarget, AnErasedRegionsSpaceIsNotReusedWhileAWriteIntoItIsInProgress)
   EXPECT_EQ(usage.used_bytes + usage.free_bytes, usage.capacity);
 }
 
-TEST_F(FileTarget, LargeWritesReadBackTheSameMappedOrStaged) {
+TEST_P(FileTarget, LargeWritesReadBackTheSameMappedOrStaged) {
   for (const bool mapped : {true, false}) {
     const std::string name = mapped ? "mapped" : "staged";
-    BlobServer server{ProviderOptions{
-        .targets = {target_config("file", dir_.path(), name, {{"mapped_writes", mapped}})},
-        .staging = {.buffer_size = 64 << 10, .buffers = 4, .pipeline_depth = 3}}};
+    BlobServer server{
+        ProviderOptions{.targets = {config(name, {{"mapped_writes", mapped}})},
+                        .staging = {.buffer_size = 64 << 10, .buffers = 4, .pipeline_depth = 3}}};
     const Target target = server.open(name);
     auto data = pattern((1 << 20) + 4321, 10);  // 17 chunks
     const RegionId id = target.create_write_persist(data);
@@ -311,6 +388,46 @@ TEST_F(FileTarget, LargeWritesReadBackTheSameMappedOrStaged) {
     EXPECT_EQ(checksum(back), checksum(data)) << name;
   }
 }
+
+TEST_P(FileTarget, ATargetLargerThanTheFileSystemIsRefusedAndLeavesNothingBehind) {
+  nlohmann::json overrides = {{"capacity", uint64_t{1} << 50}};  // 1 PiB
+  if (directory()) overrides["file_size"] = uint64_t{1} << 40;
+  try {
+    BlobServer server{options(overrides)};
+    FAIL() << "a target of 1 PiB was created";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kIoError);
+    EXPECT_NE(std::string(e.what()).find(std::strerror(ENOSPC)), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(target_path()), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(std::filesystem::is_empty(dir_.path() / "main"));
+  BlobServer server{options()};  // one that fits is made in the same place afterwards
+  EXPECT_EQ(server.provider->targets().size(), 1u);
+}
+
+TEST_P(FileTarget, AZeroFilledTargetHasNoSpaceLeftUnwritten) {
+  const auto data = pattern(3 << 20, 23);
+  RegionId id;
+  {
+    BlobServer server{options({{"capacity", 4 << 20}, {"zero_fill", true}})};
+    id = server.open().create_write_persist(data);
+    EXPECT_NE(server.provider->targets().front().config.find("\"zero_fill\":true"),
+              std::string::npos);
+  }
+  const int unwritten = unwritten_extents(data_path());
+  if (unwritten < 0) GTEST_SKIP() << "the file system under " << dir_.path() << " has no FIEMAP";
+  EXPECT_EQ(unwritten, 0);
+  if (directory()) {
+    EXPECT_EQ(unwritten_extents(target_path() + "/data.00003"), 0);
+  }
+  BlobServer server{options()};
+  std::vector<std::byte> back(data.size());
+  server.open().read(id, 0, back);
+  EXPECT_EQ(checksum(back), checksum(data));
+}
+
+INSTANTIATE_TEST_SUITE_P(Layouts, FileTarget, ::testing::ValuesIn(examples_of_type("file")),
+                         [](const auto& info) { return example_test_name(info.param); });
 
 }  // namespace
 }  // namespace dango::blob

@@ -83,8 +83,15 @@ struct TargetInfo {
 
 // The target types registered in this process ("file", "memory", ...), sorted.
 std::vector<std::string> registered_target_types();
-// A small working configuration of target type `type` that keeps its data under `scratch_dir`
-// (for tests, benchmarks and examples). Throws blob::Error(kUnknownTargetType).
-nlohmann::json example_target_config(std::string_view type, const std::string& scratch_dir);
+// The example configurations the registered types offer, sorted: one per type, named by it
+// ("file", "memory"), and the further variants a type offers, named "<type>.<variant>"
+// ("file.directory"). Tests and benchmarks run on each.
+std::vector<std::string> example_target_names();
+// A small working configuration of target type `name`, or of the example `name` (see
+// example_target_names()), that keeps its data under `scratch_dir` (for tests, benchmarks and
+// examples). Throws blob::Error(kUnknownTargetType).
+nlohmann::json example_target_config(std::string_view name, const std::string& scratch_dir);
+// The same as a target's configuration: type filled in, named "default".
+TargetConfig example_target(std::string_view name, const std::string& scratch_dir);
 
 }  // namespace dango::blob
