@@ -1,12 +1,13 @@
-#include "rpc/poll_window.hpp"
+#include "rpc/preemption_watch.hpp"
 
+#include <sched.h>
 #include <sys/resource.h>
 
 #include <utility>
 
 namespace dango::rpc::detail {
 
-void PollWindow::note_pass(Clock::time_point now) {
+void PreemptionWatch::note_pass(Clock::time_point now) {
   const Clock::time_point previous = std::exchange(last_pass_, now);
   const bool gap = now - previous >= kPreemptedGap;
   if (!gap && now - last_sample_ < kSampleInterval) return;
@@ -18,7 +19,11 @@ void PollWindow::note_pass(Clock::time_point now) {
   if (involuntary_switches_ > before) contended_until_ = now + kContentionMemory;
 }
 
-bool PollWindow::sample(Clock::time_point now) {
+void PreemptionWatch::pause(Clock::time_point now) const {
+  if (now < contended_until_) ::sched_yield();
+}
+
+bool PreemptionWatch::sample(Clock::time_point now) {
   last_sample_ = now;
   rusage usage{};
   if (::getrusage(RUSAGE_THREAD, &usage) != 0) {
