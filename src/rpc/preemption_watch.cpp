@@ -19,8 +19,8 @@ void PreemptionWatch::note_pass(Clock::time_point now) {
   if (involuntary_switches_ > before) contended_until_ = now + kContentionMemory;
 }
 
-void PreemptionWatch::pause(Clock::time_point now) const {
-  if (now < contended_until_) ::sched_yield();
+void PreemptionWatch::pause(Clock::time_point now, Clock::duration idle) const {
+  if (now < contended_until_ && idle >= kSpinBeforeYield) ::sched_yield();
 }
 
 bool PreemptionWatch::sample(Clock::time_point now) {

@@ -7,7 +7,8 @@
 namespace dango::rpc::detail {
 
 // How the progress loop polls during its window after activity (options.progress_poll): by
-// spinning, or, while its thread is being preempted, by giving the CPU away between passes.
+// spinning, or, while its thread is being preempted and the wait is not short, by giving the CPU
+// away between passes.
 //
 // Spinning pays only while the polling thread has a CPU to itself. When a node has more runnable
 // threads than CPUs, the kernel may put the poller on the CPU of the very peer it waits for (or
@@ -15,9 +16,10 @@ namespace dango::rpc::detail {
 // needs, and sees the peer's message only after a scheduler tick. On 2 loaded CPUs a 1 MiB
 // same-node pull (75 us of copy) took 16 ms that way, a 16 MiB one 16 ms instead of 2.5. Sleeping
 // in the kernel instead costs two wake-ups per call (a 1 MiB pull ran at half speed). Polling
-// with sched_yield() between passes costs a system call per pass while the CPU is free, and hands
-// the CPU to the peer at once when they share it: 1 MiB and 16 MiB pulls ran at 0.85-1.1x a raw
-// process_vm_readv on the same loaded machine.
+// with sched_yield() between passes hands the CPU to the peer at once when they share it: 1 MiB
+// and 16 MiB pulls ran at 0.85-1.1x a raw process_vm_readv on the same loaded machine. But a
+// yield per pass slows the detection of a quick reply (an empty tcp RPC took 14 us instead of 8),
+// so the loop first spins for kSpinBeforeYield, which covers a small RPC's round trip.
 //
 // Evidence of preemption: a pass of the loop that started much later than the previous one (the
 // thread lost the CPU, or ran a long handler, or slept) while the thread's involuntary context
@@ -30,10 +32,13 @@ class PreemptionWatch {
   // Records the start of a pass of the progress loop at `now`.
   void note_pass(Clock::time_point now);
 
-  // Called on an idle pass that keeps polling: gives the CPU to any other thread ready to run
-  // on it while this one is being preempted; returns at once otherwise.
-  void pause(Clock::time_point now) const;
+  // Called on an idle pass that keeps polling, `idle` after the last activity: gives the CPU to
+  // any other thread ready to run on it while this one is being preempted and the wait is not
+  // short; returns at once otherwise.
+  void pause(Clock::time_point now, Clock::duration idle) const;
 
+  // How long an idle loop spins before it starts yielding: a few round trips of a small message.
+  static constexpr std::chrono::microseconds kSpinBeforeYield{50};
   // A pass that starts this long after the previous one may have lost the CPU. A scheduler
   // tick is 1-4 ms; an interrupt or a kernel thread takes microseconds.
   static constexpr std::chrono::microseconds kPreemptedGap{250};

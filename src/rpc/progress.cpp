@@ -31,7 +31,7 @@ void EngineImpl::progress_loop() {
     preemption_watch.note_pass(now);
     if (events > 0) last_activity = now;
     if (events > 0 || now - last_activity < options_.progress_poll) {
-      if (events == 0) preemption_watch.pause(now);
+      if (events == 0) preemption_watch.pause(now, now - last_activity);
       // Busy: let the handlers and callers this loop just woke run, then poll again.
       thread::this_ult::yield();
       continue;
