@@ -16,8 +16,9 @@ namespace dango::rpc::detail {
 // needs, and sees the peer's message only after a scheduler tick. On 2 loaded CPUs a 1 MiB
 // same-node pull (75 us of copy) took 16 ms that way, a 16 MiB one 16 ms instead of 2.5. Sleeping
 // in the kernel instead costs two wake-ups per call (a 1 MiB pull ran at half speed). Polling
-// with sched_yield() between passes hands the CPU to the peer at once when they share it: 1 MiB
-// and 16 MiB pulls ran at 0.85-1.1x a raw process_vm_readv on the same loaded machine. But a
+// with sched_yield() between passes hands the CPU to the peer at once when they share it (sm
+// pulls of 16 / 64 MiB, median of 3 runs against a raw process_vm_readv in the same run, went
+// from 0.81x / 0.67x to 0.88x / 0.85x on that machine, the worst run from 0.26x to 0.61x). But a
 // yield per pass slows the detection of a quick reply (an empty tcp RPC took 14 us instead of 8),
 // so the loop first spins for kSpinBeforeYield, which covers a small RPC's round trip.
 //
