@@ -1,6 +1,7 @@
 // The engine's progress loop: drains every transport, keeps polling for a window after any
-// activity (options.progress_poll), then sleeps in the kernel until a message, a ULT to run on
-// this stream, or a timer.
+// activity (options.progress_poll; yielding the CPU between passes while the thread is being
+// preempted, see preemption_watch.hpp), then sleeps in the kernel until a message, a ULT to run
+// on this stream, or a timer.
 
 #include <sys/epoll.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 #include "common/epoll_wait.hpp"
 #include "dango/common/log.hpp"
 #include "rpc/engine_impl.hpp"
+#include "rpc/preemption_watch.hpp"
 #include "spdlog/spdlog.h"
 
 namespace dango::rpc {
@@ -18,15 +20,18 @@ namespace dango::rpc {
 void EngineImpl::progress_loop() {
   using Clock = std::chrono::steady_clock;
   auto last_activity = Clock::now();
+  detail::PreemptionWatch preemption_watch;
   int busy_idle = 0;  // idle rounds in a row in which idle_wait found other work ready
   while (!stop_progress_.load(std::memory_order_acquire)) {
     size_t events = 0;
     const size_t count = transport_count_.load(std::memory_order_acquire);
     for (size_t i = 0; i < count; ++i)
       events += transports_[i]->progress(std::chrono::microseconds(0));
-    auto now = Clock::now();
+    const auto now = Clock::now();
+    preemption_watch.note_pass(now);
     if (events > 0) last_activity = now;
     if (events > 0 || now - last_activity < options_.progress_poll) {
+      if (events == 0) preemption_watch.pause(now, now - last_activity);
       // Busy: let the handlers and callers this loop just woke run, then poll again.
       thread::this_ult::yield();
       continue;
