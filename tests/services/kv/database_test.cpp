@@ -299,6 +299,62 @@ TEST_P(KvDatabase, PackedAsyncPutsOfLargeBatchesCanBeOutstandingTogether) {
   EXPECT_EQ(again.wait(), std::vector<bool>(kPerBatch, false));
 }
 
+// A packed batch of `n` keys "big/<i>" with values of varied sizes, about 6 MiB in all (more than
+// the provider pulls and writes in one part), one of them larger than a part by itself.
+struct BigBatch {
+  std::string keys, values;
+  std::vector<size_t> key_sizes, value_sizes;
+  void add(const std::string& key, const std::string& value) {
+    keys += key;
+    key_sizes.push_back(key.size());
+    values += value;
+    value_sizes.push_back(value.size());
+  }
+  std::string value(size_t i) const {
+    size_t at = 0;
+    for (size_t j = 0; j < i; ++j) at += value_sizes[j];
+    return values.substr(at, value_sizes[i]);
+  }
+};
+
+BigBatch big_batch(size_t n) {
+  BigBatch batch;
+  for (size_t i = 0; i < n; ++i) {
+    const size_t size = i == n / 2 ? (size_t{3} << 20) : 512 + (i * 997) % 3000;
+    std::string value(size, '\0');
+    for (size_t j = 0; j < size; j += 61) value[j] = static_cast<char>('a' + (i + j) % 26);
+    batch.add("big/" + std::to_string(i), value);
+  }
+  return batch;
+}
+
+TEST_P(KvDatabase, BatchesLargerThanAPartArriveWhole) {
+  BigBatch batch = big_batch(1800);
+  // A key named again near the end (in a later part) under NewOnly: its first value stays.
+  const std::string repeated = "big/3";
+  batch.add(repeated, "second value");
+  auto applied = db_.put_packed(bytes_of(batch.keys), batch.key_sizes, bytes_of(batch.values),
+                                batch.value_sizes, {.mode = PutMode::NewOnly});
+  ASSERT_EQ(applied.size(), 1801u);
+  EXPECT_EQ(std::count(applied.begin(), applied.end(), true), 1800);
+  EXPECT_FALSE(applied.back());
+  EXPECT_EQ(db_.count(), 1800u);
+  for (size_t i : {size_t{0}, size_t{3}, size_t{899}, size_t{900}, size_t{901}, size_t{1799}}) {
+    EXPECT_EQ(db_.get("big/" + std::to_string(i)), batch.value(i)) << "key " << i;
+  }
+}
+
+TEST_P(KvDatabase, AnInvalidKeyAtTheEndOfALargeBatchWritesNothing) {
+  BigBatch batch = big_batch(1800);
+  batch.add(std::string(5000, 'k'), "over the key limit");
+  EXPECT_EQ(error_code_of([&] {
+              db_.put_packed(bytes_of(batch.keys), batch.key_sizes, bytes_of(batch.values),
+                             batch.value_sizes);
+            }),
+            ErrorCode::SizeLimit);
+  EXPECT_EQ(db_.count(), 0u);
+}
+
 TEST_P(KvDatabase, EmptyKeyIsRejectedAndTheDatabaseKeepsServing) {
   std::string message;
   EXPECT_EQ(error_code_of([&] { db_.put("", "v"); }, &message), ErrorCode::InvalidArgument);
