@@ -218,33 +218,37 @@ void ProviderState::put_in_parts(const rpc::Request& request, const p::PutArgs& 
   check_items(keys, args.value_sizes, backend);
   size_t room = 0;
   for (const PutPart& part : parts) room = std::max(room, part.bytes);
-  BufferPool::Lease next[2];
+  // Part j >= 1 is pulled into ring[(j - 1) % ring.size()], while part j - ahead.. j - 1 are
+  // written: up to `ahead` pulls in flight, so that the sender always has a request to serve.
+  const size_t ahead = std::min(kPutPartsAhead, parts.size() - 1);
+  std::vector<BufferPool::Lease> ring(ahead + 1);
+  std::vector<JoinOnExit> pulls(parts.size());
+  size_t started = 1;  // parts [1, started) are being pulled
   applied.assign(keys.size(), true);
   std::vector<bool> part_applied;
   for (size_t k = 0; k < parts.size(); ++k) {
-    const PutPart& part = parts[k];
-    // Part k+1 is pulled while part k is written: its request leaves before the write starts,
-    // so the sender fills the connection while this stream is busy with the store.
-    JoinOnExit pulling;
-    if (k + 1 < parts.size()) {
-      BufferPool::Lease& into = next[k % 2];
+    // Each pull leaves before part k is written, so the sender fills the connection while this
+    // stream is busy with the store.
+    const bool starting = started <= k + ahead && started < parts.size();
+    for (; started <= k + ahead && started < parts.size(); ++started) {
+      BufferPool::Lease& into = ring[(started - 1) % ring.size()];
       if (into.bytes().empty()) into = buffers_.take(room);
-      const PutPart& coming = parts[k + 1];
-      pulling.ult = thread::current_pool().spawn([&, coming] {
+      const PutPart coming = parts[started];
+      pulls[started].ult = thread::current_pool().spawn([&, coming] {
         engine_.pull(request.source(), *args.bulk, key_bytes + coming.offset, into.bulk(), 0,
                      coming.bytes);
       });
-      thread::this_ult::yield();
     }
+    if (starting) thread::this_ult::yield();
+    const PutPart& part = parts[k];
+    if (k > 0) pulls[k].ult.join();
     std::span<const std::byte> bytes =
-        k == 0 ? first.bytes().subspan(key_bytes) : next[(k - 1) % 2].bytes().first(part.bytes);
+        k == 0 ? first.bytes().subspan(key_bytes) : ring[(k - 1) % ring.size()].bytes();
     const auto sizes =
         std::span<const size_t>(args.value_sizes).subspan(part.begin, part.end - part.begin);
-    split(bytes, sizes, values);
-    const Status status = backend.put(std::span(keys).subspan(part.begin, values.size()), values,
-                                      args.mode, part_applied);
-    if (pulling.ult.joinable()) pulling.ult.join();
-    throw_if_failed(status);
+    split(bytes.first(part.bytes), sizes, values);
+    throw_if_failed(backend.put(std::span(keys).subspan(part.begin, values.size()), values,
+                                args.mode, part_applied));
     std::copy(part_applied.begin(), part_applied.end(), applied.begin() + part.begin);
   }
 }

@@ -278,8 +278,8 @@ TEST_P(KvDatabase, PackedAsyncPutsOfLargeBatchesCanBeOutstandingTogether) {
   }
   std::vector<Pending<std::vector<bool>>> puts;
   for (int b = 0; b < kBatches; ++b) {
-    puts.push_back(db_.put_packed_async(bytes_of(keys[b]), key_sizes[b], bytes_of(values[b]),
-                                        value_sizes[b]));
+    puts.push_back(
+        db_.put_packed_async(bytes_of(keys[b]), key_sizes[b], bytes_of(values[b]), value_sizes[b]));
     if (puts.size() == 3) {  // three outstanding at a time, as a loader would keep
       EXPECT_EQ(puts.front().wait(), std::vector<bool>(kPerBatch, true));
       puts.erase(puts.begin());
@@ -299,8 +299,9 @@ TEST_P(KvDatabase, PackedAsyncPutsOfLargeBatchesCanBeOutstandingTogether) {
   EXPECT_EQ(again.wait(), std::vector<bool>(kPerBatch, false));
 }
 
-// A packed batch of `n` keys "big/<i>" with values of varied sizes, about 6 MiB in all (more than
-// the provider pulls and writes in one part), one of them larger than a part by itself.
+// A packed batch of `n` keys "big/<i>" with values of varied sizes, about 10 MiB in all for
+// n = 1800 (more than twice the part the provider pulls and writes at once, kPutPartBytes = 4 MiB),
+// one of them larger than a part by itself.
 struct BigBatch {
   std::string keys, values;
   std::vector<size_t> key_sizes, value_sizes;
@@ -320,7 +321,7 @@ struct BigBatch {
 BigBatch big_batch(size_t n) {
   BigBatch batch;
   for (size_t i = 0; i < n; ++i) {
-    const size_t size = i == n / 2 ? (size_t{3} << 20) : 512 + (i * 997) % 3000;
+    const size_t size = i == n / 2 ? (size_t{5} << 20) : 512 + (i * 997) % 3000;
     std::string value(size, '\0');
     for (size_t j = 0; j < size; j += 61) value[j] = static_cast<char>('a' + (i + j) % 26);
     batch.add("big/" + std::to_string(i), value);
