@@ -179,7 +179,7 @@ p::PutReply ProviderState::put(const rpc::Request& request, const p::PutArgs& ar
     }
     std::vector<bool> applied;
     if (args.bulk) check_bulk_holds(*args.bulk, key_bytes + value_bytes);
-    if (args.bulk && value_bytes > 2 * kPutPartBytes) {
+    if (args.bulk && value_bytes > 2 * kPutPartBytes && backend->accepts_puts_in_parts()) {
       put_in_parts(request, args, key_bytes, *backend, applied);
     } else {
       BufferPool::Lease pulled;

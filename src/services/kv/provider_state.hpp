@@ -23,11 +23,12 @@ namespace dango::kv {
 // about this size, each part pulled while the one before is written: the transfer overlaps the
 // store's work, the bytes pulled are still in cache when the store copies them (a 64 MiB batch
 // pulled whole is back in memory by then), and no request needs a buffer of its whole size.
-// Such a batch reaches the store as several backend writes; every key and value size is checked
-// before the first. Measured with batches of 1,024 x 64 KiB on map (dango-bench kv, loaded
-// machine): over sm, 0.43x direct in one pull, 0.78x in 4 MiB parts, 0.68x in 1 MiB parts;
-// over tcp, where each part costs a round trip that the client must serve, 0.39x whole, 0.34x
-// in 4 MiB parts and 0.17x in 1 MiB parts.
+// Such a batch reaches the store as several backend writes, unless the store prefers one
+// (Backend::accepts_puts_in_parts); every key and value size is checked before the first.
+// Measured with batches of 1,024 x 64 KiB (dango-bench kv, medians of 3 runs, ratio to direct):
+// map 0.49x whole -> 0.81x in parts over tcp, 0.40x -> 0.75x over sm; rocksdb 0.53x -> 0.85x
+// over tcp, 0.49x -> 0.98x over sm. Over tcp each part costs a round trip that the client must
+// serve: on a loaded machine 1 MiB parts fell to 0.17x where 4 MiB parts kept 0.34x (0.39x whole).
 inline constexpr size_t kPutPartBytes = size_t{4} << 20;
 // Parts being pulled while one is written. Keeping 3 or 4 in flight measured no better than 1.
 inline constexpr size_t kPutPartsAhead = 1;

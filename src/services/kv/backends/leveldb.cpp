@@ -86,6 +86,10 @@ class LevelDbBackend final : public Backend {
   }
 
   std::string_view type() const override { return "leveldb"; }
+  // Batches of 1,024 x 64 KiB over tcp measured 0.40x direct in 4 MiB parts (one level-0 file
+  // per part: with the default 4 MiB write buffer, each part fills a memtable) against 0.73x
+  // whole.
+  bool accepts_puts_in_parts() const override { return false; }
 
   nlohmann::json config() const override {
     return {{"path", path_},
