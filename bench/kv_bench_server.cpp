@@ -1,10 +1,11 @@
 // The server side of the `kv` suite, run in its own process (the bench binary re-exec'd as helper
-// "kv_bench_server", see suite.hpp): an Engine on tcp://127.0.0.1:0 with default options and a
-// kv::Provider (id 1) serving one database "bench" of the backend named in the arguments, its
-// files (if any) under the directory given. It prints its address as one line on stdout, then
-// serves until the client calls "bench_shutdown"; a watchdog alarm ends it in any case.
+// "kv_bench_server", see suite.hpp): an Engine with default options listening on the address
+// given (default tcp://127.0.0.1:0) and a kv::Provider (id 1) serving one database "bench" of the
+// backend named in the arguments, its files (if any) under the directory given. It prints its
+// address as one line on stdout, then serves until the client calls "bench_shutdown"; a watchdog
+// alarm ends it in any case.
 //
-// Arguments: <backend type> <directory for persistent stores>.
+// Arguments: <backend type> <directory for persistent stores> [listen address].
 // RPCs besides the kv ones: bench_empty() (the empty-RPC reference), bench_shutdown().
 
 #include <signal.h>
@@ -29,14 +30,17 @@ int kv_bench_server(const std::vector<std::string>& args) {
   signal(SIGALRM, SIG_DFL);
   alarm(kWatchdogSeconds);
   try {
-    if (args.size() != 2) throw std::runtime_error("usage: kv_bench_server <backend> <dir>");
+    if (args.size() < 2 || args.size() > 3) {
+      throw std::runtime_error("usage: kv_bench_server <backend> <dir> [listen address]");
+    }
+    const std::string address = args.size() > 2 ? args[2] : "tcp://127.0.0.1:0";
     kv::DatabaseConfig database{.name = "bench", .type = args[0]};
     for (const auto& b : kv::available_backends()) {
       if (b.name == args[0] && b.persistent) {
         database.config["path"] = (std::filesystem::path(args[1]) / "rpc").string();
       }
     }
-    rpc::Engine engine{"tcp://127.0.0.1:0"};  // default options, as rpc_bench_server
+    rpc::Engine engine{address};  // default options, as rpc_bench_server
     engine.define("bench_empty", [] {});
     engine.define("bench_shutdown", [&engine] { engine.finalize(); });
     {

@@ -91,6 +91,11 @@ class Backend {
   virtual nlohmann::json config() const = 0;
   // Longest key the store accepts (LMDB: 511 bytes by default); the provider checks it.
   virtual size_t max_key_size() const { return std::numeric_limits<size_t>::max(); }
+  // Whether the provider may hand a large batch pulled in parts to the store as one put per
+  // part (default true). False for a store where each write costs in proportion to the writes
+  // rather than the bytes (LevelDB: a write that fills the memtable makes a level-0 file, and
+  // many such files stall writes), so that it gets the batch in one put.
+  virtual bool accepts_puts_in_parts() const { return true; }
 
   // Writes values[i] under keys[i] as `mode` says; applied[i] tells whether it was written
   // (always true for Overwrite and Append). Keys and values are already validated.

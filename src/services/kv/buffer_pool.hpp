@@ -21,7 +21,7 @@ namespace dango::kv {
 
 class BufferPool {
  public:
-  static constexpr size_t kMaxKept = 4;
+  static constexpr size_t kMaxKept = 12;
   // Room for a batch of 1,024 values of 64 KiB with their keys and sizes.
   static constexpr size_t kMaxKeptBytes = size_t{80} << 20;
   static constexpr size_t kMaxKeptTotal = size_t{256} << 20;

@@ -1,8 +1,11 @@
 // The kv RPC handlers: check the request, call the backend, build the reply. Every failure
 // becomes the reply's status (guarded), so one bad request never disturbs the others.
 
+#include <algorithm>
 #include <numeric>
 
+#include "dango/thread/runtime.hpp"
+#include "dango/thread/ult.hpp"
 #include "services/kv/provider_state.hpp"
 
 namespace dango::kv {
@@ -23,7 +26,7 @@ size_t sum(const std::vector<size_t>& sizes) {
 }
 
 // Splits `bytes` into views of `sizes` (whose sum is bytes.size()).
-void split(std::span<const std::byte> bytes, const std::vector<size_t>& sizes,
+void split(std::span<const std::byte> bytes, std::span<const size_t> sizes,
            std::vector<std::string_view>& out) {
   out.clear();
   out.reserve(sizes.size());
@@ -46,6 +49,51 @@ void throw_if_failed(const Status& status) {
   if (!status.ok()) throw Error(status.code, status.message);
 }
 
+void check_bulk_holds(const rpc::Bulk& bulk, size_t size) {
+  if (bulk.size() < size) {
+    throw Error(ErrorCode::InvalidArgument, "the request's bulk holds " +
+                                                std::to_string(bulk.size()) + " bytes, not " +
+                                                std::to_string(size));
+  }
+}
+
+// Items [begin, end) of a put, whose values take `bytes` bytes from `offset` in the values.
+struct PutPart {
+  size_t begin = 0;
+  size_t end = 0;
+  size_t offset = 0;
+  size_t bytes = 0;
+};
+
+// Cuts a put's values into parts of at most kPutPartBytes (a larger value is a part alone).
+std::vector<PutPart> plan_parts(std::span<const size_t> value_sizes) {
+  std::vector<PutPart> parts;
+  PutPart part;
+  for (size_t i = 0; i < value_sizes.size(); ++i) {
+    if (part.end > part.begin && part.bytes + value_sizes[i] > kPutPartBytes) {
+      parts.push_back(part);
+      part = {.begin = i, .end = i, .offset = part.offset + part.bytes, .bytes = 0};
+    }
+    part.end = i + 1;
+    part.bytes += value_sizes[i];
+  }
+  if (part.end > part.begin) parts.push_back(part);
+  return parts;
+}
+
+// Joins a ULT when the scope ends, also on an exception: the ULT writes into buffers of that
+// scope. Its own failure is reported by the explicit join() of the normal path.
+struct JoinOnExit {
+  thread::Ult ult;
+  ~JoinOnExit() {
+    if (!ult.joinable()) return;
+    try {
+      ult.join();
+    } catch (...) {
+    }
+  }
+};
+
 }  // namespace
 
 void ProviderState::check_key(std::string_view key, size_t index, const Backend& backend) const {
@@ -64,15 +112,11 @@ void ProviderState::check_key(std::string_view key, size_t index, const Backend&
 }
 
 BufferPool::Lease ProviderState::pull(const rpc::Request& request, const rpc::Bulk& bulk,
-                                      size_t size) const {
-  if (bulk.size() < size) {
-    throw Error(ErrorCode::InvalidArgument, "the request's bulk holds " +
-                                                std::to_string(bulk.size()) + " bytes, not " +
-                                                std::to_string(size));
-  }
+                                      size_t offset, size_t size) const {
+  check_bulk_holds(bulk, offset + size);
   BufferPool::Lease buffer = buffers_.take(size);
   if (size == 0) return buffer;
-  engine_.pull(request.source(), bulk, 0, buffer.bulk(), 0, size);
+  engine_.pull(request.source(), bulk, offset, buffer.bulk(), 0, size);
   return buffer;
 }
 
@@ -82,7 +126,7 @@ KeyBatch ProviderState::read_keys(const rpc::Request& request, const p::Keys& ke
   const size_t total = sum(keys.sizes);
   std::span<const std::byte> bytes = keys.bytes;
   if (keys.bulk) {
-    batch.pulled = pull(request, *keys.bulk, total);
+    batch.pulled = pull(request, *keys.bulk, 0, total);
     bytes = batch.pulled.bytes();
   }
   if (bytes.size() != total) {
@@ -107,6 +151,19 @@ p::OpenReply ProviderState::open(const std::string& name) {
   });
 }
 
+void ProviderState::check_items(std::span<const std::string_view> keys,
+                                std::span<const size_t> value_sizes, const Backend& backend) const {
+  for (size_t i = 0; i < keys.size(); ++i) {
+    check_key(keys[i], i, backend);
+    if (value_sizes[i] > options_.max_value_size) {
+      throw Error(ErrorCode::SizeLimit, "value of key " + quoted(keys[i]) + " has " +
+                                            std::to_string(value_sizes[i]) +
+                                            " bytes, over the provider's max_value_size of " +
+                                            std::to_string(options_.max_value_size));
+    }
+  }
+}
+
 p::PutReply ProviderState::put(const rpc::Request& request, const p::PutArgs& args) {
   return guarded<p::PutReply>([&](p::PutReply& reply) {
     std::shared_ptr<Backend> backend = find(args.db);
@@ -120,36 +177,80 @@ p::PutReply ProviderState::put(const rpc::Request& request, const p::PutArgs& ar
     if (key_bytes > std::numeric_limits<size_t>::max() - value_bytes) {
       throw Error(ErrorCode::InvalidArgument, "put sizes overflow");
     }
-    BufferPool::Lease pulled;
-    std::span<const std::byte> key_span = args.keys, value_span = args.values;
-    if (args.bulk) {
-      pulled = pull(request, *args.bulk, key_bytes + value_bytes);
-      key_span = pulled.bytes().first(key_bytes);
-      value_span = pulled.bytes().subspan(key_bytes);
-    }
-    if (key_span.size() != key_bytes || value_span.size() != value_bytes) {
-      throw Error(ErrorCode::InvalidArgument,
-                  "put sizes add up to " + std::to_string(key_bytes) + " + " +
-                      std::to_string(value_bytes) + " bytes but the request carries " +
-                      std::to_string(key_span.size()) + " + " + std::to_string(value_span.size()));
-    }
-    std::vector<std::string_view> keys, values;
-    split(key_span, args.key_sizes, keys);
-    split(value_span, args.value_sizes, values);
-    for (size_t i = 0; i < keys.size(); ++i) {
-      check_key(keys[i], i, *backend);
-      if (values[i].size() > options_.max_value_size) {
-        throw Error(ErrorCode::SizeLimit, "value of key " + quoted(keys[i]) + " has " +
-                                              std::to_string(values[i].size()) +
-                                              " bytes, over the provider's max_value_size of " +
-                                              std::to_string(options_.max_value_size));
-      }
-    }
     std::vector<bool> applied;
-    throw_if_failed(backend->put(keys, values, args.mode, applied));
+    if (args.bulk) check_bulk_holds(*args.bulk, key_bytes + value_bytes);
+    if (args.bulk && value_bytes > 2 * kPutPartBytes && backend->accepts_puts_in_parts()) {
+      put_in_parts(request, args, key_bytes, *backend, applied);
+    } else {
+      BufferPool::Lease pulled;
+      std::span<const std::byte> key_span = args.keys, value_span = args.values;
+      if (args.bulk) {
+        pulled = pull(request, *args.bulk, 0, key_bytes + value_bytes);
+        key_span = pulled.bytes().first(key_bytes);
+        value_span = pulled.bytes().subspan(key_bytes);
+      }
+      if (key_span.size() != key_bytes || value_span.size() != value_bytes) {
+        throw Error(ErrorCode::InvalidArgument, "put sizes add up to " + std::to_string(key_bytes) +
+                                                    " + " + std::to_string(value_bytes) +
+                                                    " bytes but the request carries " +
+                                                    std::to_string(key_span.size()) + " + " +
+                                                    std::to_string(value_span.size()));
+      }
+      std::vector<std::string_view> keys, values;
+      split(key_span, args.key_sizes, keys);
+      split(value_span, args.value_sizes, values);
+      check_items(keys, args.value_sizes, *backend);
+      throw_if_failed(backend->put(keys, values, args.mode, applied));
+    }
     const bool conditional = args.mode == PutMode::NewOnly || args.mode == PutMode::ExistOnly;
     if (conditional) reply.applied = std::move(applied);
   });
+}
+
+void ProviderState::put_in_parts(const rpc::Request& request, const p::PutArgs& args,
+                                 size_t key_bytes, Backend& backend,
+                                 std::vector<bool>& applied) const {
+  const std::vector<PutPart> parts = plan_parts(args.value_sizes);
+  // The keys come with the first part and are all checked before anything is written.
+  BufferPool::Lease first = pull(request, *args.bulk, 0, key_bytes + parts[0].bytes);
+  std::vector<std::string_view> keys, values;
+  split(first.bytes().first(key_bytes), args.key_sizes, keys);
+  check_items(keys, args.value_sizes, backend);
+  size_t room = 0;
+  for (const PutPart& part : parts) room = std::max(room, part.bytes);
+  // Part j >= 1 is pulled into ring[(j - 1) % ring.size()], while part j - ahead.. j - 1 are
+  // written: up to `ahead` pulls in flight, so that the sender always has a request to serve.
+  const size_t ahead = std::min(kPutPartsAhead, parts.size() - 1);
+  std::vector<BufferPool::Lease> ring(ahead + 1);
+  std::vector<JoinOnExit> pulls(parts.size());
+  size_t started = 1;  // parts [1, started) are being pulled
+  applied.assign(keys.size(), true);
+  std::vector<bool> part_applied;
+  for (size_t k = 0; k < parts.size(); ++k) {
+    // Each pull leaves before part k is written, so the sender fills the connection while this
+    // stream is busy with the store.
+    const bool starting = started <= k + ahead && started < parts.size();
+    for (; started <= k + ahead && started < parts.size(); ++started) {
+      BufferPool::Lease& into = ring[(started - 1) % ring.size()];
+      if (into.bytes().empty()) into = buffers_.take(room);
+      const PutPart coming = parts[started];
+      pulls[started].ult = thread::current_pool().spawn([&, coming] {
+        engine_.pull(request.source(), *args.bulk, key_bytes + coming.offset, into.bulk(), 0,
+                     coming.bytes);
+      });
+    }
+    if (starting) thread::this_ult::yield();
+    const PutPart& part = parts[k];
+    if (k > 0) pulls[k].ult.join();
+    std::span<const std::byte> bytes =
+        k == 0 ? first.bytes().subspan(key_bytes) : ring[(k - 1) % ring.size()].bytes();
+    const auto sizes =
+        std::span<const size_t>(args.value_sizes).subspan(part.begin, part.end - part.begin);
+    split(bytes.first(part.bytes), sizes, values);
+    throw_if_failed(backend.put(std::span(keys).subspan(part.begin, values.size()), values,
+                                args.mode, part_applied));
+    std::copy(part_applied.begin(), part_applied.end(), applied.begin() + part.begin);
+  }
 }
 
 p::GetReply ProviderState::get(const rpc::Request& request, const p::GetArgs& args) {

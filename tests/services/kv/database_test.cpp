@@ -278,8 +278,8 @@ TEST_P(KvDatabase, PackedAsyncPutsOfLargeBatchesCanBeOutstandingTogether) {
   }
   std::vector<Pending<std::vector<bool>>> puts;
   for (int b = 0; b < kBatches; ++b) {
-    puts.push_back(db_.put_packed_async(bytes_of(keys[b]), key_sizes[b], bytes_of(values[b]),
-                                        value_sizes[b]));
+    puts.push_back(
+        db_.put_packed_async(bytes_of(keys[b]), key_sizes[b], bytes_of(values[b]), value_sizes[b]));
     if (puts.size() == 3) {  // three outstanding at a time, as a loader would keep
       EXPECT_EQ(puts.front().wait(), std::vector<bool>(kPerBatch, true));
       puts.erase(puts.begin());
@@ -297,6 +297,63 @@ TEST_P(KvDatabase, PackedAsyncPutsOfLargeBatchesCanBeOutstandingTogether) {
   auto again = db_.put_packed_async(bytes_of(keys[0]), key_sizes[0], bytes_of(values[0]),
                                     value_sizes[0], {.mode = PutMode::NewOnly});
   EXPECT_EQ(again.wait(), std::vector<bool>(kPerBatch, false));
+}
+
+// A packed batch of `n` keys "big/<i>" with values of varied sizes, about 10 MiB in all for
+// n = 1800 (more than twice the part the provider pulls and writes at once, kPutPartBytes = 4 MiB),
+// one of them larger than a part by itself.
+struct BigBatch {
+  std::string keys, values;
+  std::vector<size_t> key_sizes, value_sizes;
+  void add(const std::string& key, const std::string& value) {
+    keys += key;
+    key_sizes.push_back(key.size());
+    values += value;
+    value_sizes.push_back(value.size());
+  }
+  std::string value(size_t i) const {
+    size_t at = 0;
+    for (size_t j = 0; j < i; ++j) at += value_sizes[j];
+    return values.substr(at, value_sizes[i]);
+  }
+};
+
+BigBatch big_batch(size_t n) {
+  BigBatch batch;
+  for (size_t i = 0; i < n; ++i) {
+    const size_t size = i == n / 2 ? (size_t{5} << 20) : 512 + (i * 997) % 3000;
+    std::string value(size, '\0');
+    for (size_t j = 0; j < size; j += 61) value[j] = static_cast<char>('a' + (i + j) % 26);
+    batch.add("big/" + std::to_string(i), value);
+  }
+  return batch;
+}
+
+TEST_P(KvDatabase, BatchesLargerThanAPartArriveWhole) {
+  BigBatch batch = big_batch(1800);
+  // A key named again near the end (in a later part) under NewOnly: its first value stays.
+  const std::string repeated = "big/3";
+  batch.add(repeated, "second value");
+  auto applied = db_.put_packed(bytes_of(batch.keys), batch.key_sizes, bytes_of(batch.values),
+                                batch.value_sizes, {.mode = PutMode::NewOnly});
+  ASSERT_EQ(applied.size(), 1801u);
+  EXPECT_EQ(std::count(applied.begin(), applied.end(), true), 1800);
+  EXPECT_FALSE(applied.back());
+  EXPECT_EQ(db_.count(), 1800u);
+  for (size_t i : {size_t{0}, size_t{3}, size_t{899}, size_t{900}, size_t{901}, size_t{1799}}) {
+    EXPECT_EQ(db_.get("big/" + std::to_string(i)), batch.value(i)) << "key " << i;
+  }
+}
+
+TEST_P(KvDatabase, AnInvalidKeyAtTheEndOfALargeBatchWritesNothing) {
+  BigBatch batch = big_batch(1800);
+  batch.add(std::string(5000, 'k'), "over the key limit");
+  EXPECT_EQ(error_code_of([&] {
+              db_.put_packed(bytes_of(batch.keys), batch.key_sizes, bytes_of(batch.values),
+                             batch.value_sizes);
+            }),
+            ErrorCode::SizeLimit);
+  EXPECT_EQ(db_.count(), 0u);
 }
 
 TEST_P(KvDatabase, EmptyKeyIsRejectedAndTheDatabaseKeepsServing) {

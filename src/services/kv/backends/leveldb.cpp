@@ -23,8 +23,8 @@
 
 #include "dango/common/config.hpp"
 #include "services/kv/backend.hpp"
+#include "services/kv/backends/batch_writes.hpp"
 #include "services/kv/backends/ordered_iteration.hpp"
-#include "services/kv/backends/put_modes.hpp"
 
 namespace dango::kv {
 namespace {
@@ -39,6 +39,9 @@ Status status_of(const leveldb::Status& s, std::string_view what) {
 }
 
 leveldb::Slice slice(std::string_view s) { return {s.data(), s.size()}; }
+
+using LevelDbApi = StoreApi<leveldb::DB, leveldb::WriteBatch, leveldb::Slice, leveldb::ReadOptions,
+                            leveldb::WriteOptions, &status_of>;
 
 constexpr std::pair<std::string_view, leveldb::CompressionType> kCompressions[] = {
     {"none", leveldb::kNoCompression}, {"snappy", leveldb::kSnappyCompression}};
@@ -83,6 +86,10 @@ class LevelDbBackend final : public Backend {
   }
 
   std::string_view type() const override { return "leveldb"; }
+  // Batches of 1,024 x 64 KiB over tcp measured 0.40x direct in 4 MiB parts (one level-0 file
+  // per part: with the default 4 MiB write buffer, each part fills a memtable) against 0.73x
+  // whole.
+  bool accepts_puts_in_parts() const override { return false; }
 
   nlohmann::json config() const override {
     return {{"path", path_},
@@ -100,42 +107,21 @@ class LevelDbBackend final : public Backend {
   Status put(std::span<const std::string_view> keys, std::span<const std::string_view> values,
              PutMode mode, std::vector<bool>& applied) override {
     std::lock_guard lock(write_mutex_);
-    leveldb::WriteBatch batch;
-    auto read = [&](std::string_view key, std::string* value, bool* found) {
-      leveldb::Status s = db_->Get(leveldb::ReadOptions(), slice(key), value);
-      *found = s.ok();
-      return s.IsNotFound() ? Status::Ok() : status_of(s, "get");
-    };
-    auto write = [&](std::string_view key, std::string_view value) {
-      batch.Put(slice(key), slice(value));
-    };
-    Status status = plan_put(keys, values, mode, applied, read, write);
-    if (!status.ok()) return status;
-    return status_of(db_->Write(write_options_, &batch), "write");
+    return batch_writes::put<LevelDbApi>(*db_, write_options_, keys, values, mode, applied);
   }
 
   Status get(std::span<const std::string_view> keys, bool consume, ValueVisitor visit) override {
-    std::unique_lock lock(write_mutex_, std::defer_lock);
-    if (consume) lock.lock();
-    std::vector<std::pair<size_t, std::string>> found;
-    leveldb::WriteBatch batch;
+    if (consume) {
+      std::lock_guard lock(write_mutex_);
+      return batch_writes::consume<LevelDbApi>(*db_, write_options_, keys, visit);
+    }
     std::string value;
     for (size_t i = 0; i < keys.size(); ++i) {
       leveldb::Status s = db_->Get(leveldb::ReadOptions(), slice(keys[i]), &value);
       if (s.IsNotFound()) continue;
       if (!s.ok()) return status_of(s, "get");
-      if (!consume) {
-        visit(i, value);
-        continue;
-      }
-      batch.Delete(slice(keys[i]));
-      found.emplace_back(i, std::move(value));
+      visit(i, value);
     }
-    if (!consume) return Status::Ok();
-    // Erase first, then hand the values out: a failed write delivers and erases nothing.
-    Status status = status_of(db_->Write(write_options_, &batch), "write");
-    if (!status.ok()) return status;
-    for (const auto& [i, v] : found) visit(i, v);
     return Status::Ok();
   }
 
@@ -151,9 +137,7 @@ class LevelDbBackend final : public Backend {
 
   Status erase(std::span<const std::string_view> keys) override {
     std::lock_guard lock(write_mutex_);
-    leveldb::WriteBatch batch;
-    for (std::string_view key : keys) batch.Delete(slice(key));
-    return status_of(db_->Write(write_options_, &batch), "write");
+    return batch_writes::erase<LevelDbApi>(*db_, write_options_, keys);
   }
 
   Status list(const ListQuery& query, EntryVisitor visit) override {

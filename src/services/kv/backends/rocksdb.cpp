@@ -26,8 +26,8 @@
 #include "dango/common/config.hpp"
 #include "dango/common/log.hpp"
 #include "services/kv/backend.hpp"
+#include "services/kv/backends/batch_writes.hpp"
 #include "services/kv/backends/ordered_iteration.hpp"
-#include "services/kv/backends/put_modes.hpp"
 
 namespace dango::kv {
 namespace {
@@ -42,6 +42,9 @@ Status status_of(const rocksdb::Status& s, std::string_view what) {
 }
 
 rocksdb::Slice slice(std::string_view s) { return {s.data(), s.size()}; }
+
+using RocksDbApi = StoreApi<rocksdb::DB, rocksdb::WriteBatch, rocksdb::Slice, rocksdb::ReadOptions,
+                            rocksdb::WriteOptions, &status_of>;
 
 constexpr std::pair<std::string_view, rocksdb::CompressionType> kCompressions[] = {
     {"none", rocksdb::kNoCompression},
@@ -113,22 +116,14 @@ class RocksDbBackend final : public Backend {
   Status put(std::span<const std::string_view> keys, std::span<const std::string_view> values,
              PutMode mode, std::vector<bool>& applied) override {
     std::lock_guard lock(write_mutex_);
-    rocksdb::WriteBatch batch;
-    auto read = [&](std::string_view key, std::string* value, bool* found) {
-      rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), slice(key), value);
-      *found = s.ok();
-      return s.IsNotFound() ? Status::Ok() : status_of(s, "get");
-    };
-    auto write = [&](std::string_view key, std::string_view value) {
-      batch.Put(slice(key), slice(value));
-    };
-    Status status = plan_put(keys, values, mode, applied, read, write);
-    if (!status.ok()) return status;
-    return status_of(db_->Write(write_options_, &batch), "write");
+    return batch_writes::put<RocksDbApi>(*db_, write_options_, keys, values, mode, applied);
   }
 
   Status get(std::span<const std::string_view> keys, bool consume, ValueVisitor visit) override {
-    if (consume) return consume_keys(keys, visit);
+    if (consume) {
+      std::lock_guard lock(write_mutex_);
+      return batch_writes::consume<RocksDbApi>(*db_, write_options_, keys, visit);
+    }
     rocksdb::PinnableSlice value;
     for (size_t i = 0; i < keys.size(); ++i) {
       value.Reset();
@@ -159,9 +154,7 @@ class RocksDbBackend final : public Backend {
 
   Status erase(std::span<const std::string_view> keys) override {
     std::lock_guard lock(write_mutex_);
-    rocksdb::WriteBatch batch;
-    for (std::string_view key : keys) batch.Delete(slice(key));
-    return status_of(db_->Write(write_options_, &batch), "write");
+    return batch_writes::erase<RocksDbApi>(*db_, write_options_, keys);
   }
 
   Status list(const ListQuery& query, EntryVisitor visit) override {
@@ -177,26 +170,6 @@ class RocksDbBackend final : public Backend {
   }
 
  private:
-  // Reads, erases in one batch, and only then hands the values out: a failed write delivers
-  // nothing and erases nothing.
-  Status consume_keys(std::span<const std::string_view> keys, ValueVisitor visit) {
-    std::lock_guard lock(write_mutex_);
-    std::vector<std::pair<size_t, std::string>> found;
-    rocksdb::WriteBatch batch;
-    for (size_t i = 0; i < keys.size(); ++i) {
-      std::string value;
-      rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), slice(keys[i]), &value);
-      if (s.IsNotFound()) continue;
-      if (!s.ok()) return status_of(s, "get");
-      batch.Delete(slice(keys[i]));
-      found.emplace_back(i, std::move(value));
-    }
-    Status status = status_of(db_->Write(write_options_, &batch), "write");
-    if (!status.ok()) return status;
-    for (const auto& [i, value] : found) visit(i, value);
-    return Status::Ok();
-  }
-
   void read_config(const nlohmann::json& json, const std::string& path) {
     config::ConfigReader reader(json, path);
     reader.require("path", path_);
