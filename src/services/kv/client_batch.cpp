@@ -14,7 +14,7 @@ p::PutArgs make_put(const DatabaseState& state, std::span<const std::byte> keys,
                   .mode = mode,
                   .key_sizes = {key_sizes.begin(), key_sizes.end()},
                   .value_sizes = {value_sizes.begin(), value_sizes.end()}};
-  if (state.use_bulk(keys.size() + values.size())) {
+  if (state.put_uses_bulk(keys.size() + values.size(), value_sizes)) {
     const std::span<const std::byte> parts[] = {keys, values};
     args.bulk = expose_readonly(*state.engine, parts);
   } else {

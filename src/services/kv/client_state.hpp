@@ -2,6 +2,7 @@
 // What a kv::Database handle shares between its copies, and the request-building steps the
 // single, batch and asynchronous operations have in common (client.cpp, client_batch.cpp).
 
+#include <algorithm>
 #include <memory>
 #include <optional>
 #include <span>
@@ -53,6 +54,13 @@ struct DatabaseState {
 
   // Bytes travel by bulk when over the inline limit, except in-process (no message at all).
   bool use_bulk(size_t bytes) const { return !endpoint.is_self() && bytes > options.inline_limit; }
+  // A put's keys and values (`bytes` in all) travel by bulk transfer (ClientOptions).
+  bool put_uses_bulk(size_t bytes, std::span<const size_t> value_sizes) const {
+    if (endpoint.is_self()) return false;
+    if (bytes > options.put_inline_limit) return true;
+    return std::any_of(value_sizes.begin(), value_sizes.end(),
+                       [this](size_t size) { return size > options.inline_limit; });
+  }
   // Throws kv::Error for a failed reply, naming the database and provider.
   void check(const p::WireStatus& status) const;
 };

@@ -325,6 +325,25 @@ TEST(KvInlineLimits, TinyInlineLimitsSendEveryValueAndBatchByBulkAndLoseNothing)
   }
 }
 
+TEST(KvInlineLimits, PutBatchesOfSmallValuesCrossBothPutLimitsAndLoseNothing) {
+  // Values under inline_limit: a batch up to put_inline_limit travels in the message, a bigger
+  // one by bulk; a single larger value sends its batch by bulk whatever the total.
+  TempDir dir;
+  Deployment d("map", /*in_process=*/false, dir.path(), {});
+  Database db = d.open("db", {.inline_limit = 32, .put_inline_limit = 512});
+  for (size_t count : {5, 20, 60}) {
+    std::vector<std::string> keys, values;
+    for (size_t i = 0; i < count; ++i) {
+      keys.push_back("n" + std::to_string(count) + "/" + std::to_string(i));
+      values.push_back(std::string(10 + i % 20, static_cast<char>('a' + i % 26)));
+    }
+    if (count == 60) values[7] = std::string(100, 'L');  // over inline_limit
+    db.put_multi(keys, values);
+    const auto got = db.get_multi(keys);
+    for (size_t i = 0; i < count; ++i) ASSERT_EQ(got[i], values[i]) << count << " values, #" << i;
+  }
+}
+
 TEST(KvErrors, KvErrorsAreDangoErrorsWithACode) {
   Error e(ErrorCode::KeyExists, "key \"k\" already exists");
   const dango::Error& base = e;

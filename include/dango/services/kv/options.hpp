@@ -62,9 +62,14 @@ struct ProviderOptions {
 };
 
 struct ClientOptions {
-  // A batch whose keys and values exceed this many bytes travels as a bulk transfer the
-  // provider pulls, rather than inside the RPC message (default 16 KiB).
+  // Keys or a value buffer of more than this many bytes travel as a bulk transfer rather than
+  // inside the RPC message (default 16 KiB); so does any put whose largest value exceeds it.
   size_t inline_limit = 16 << 10;
+  // A put of many values no larger than inline_limit travels inside the message up to this many
+  // bytes of keys and values in all (default 1 MiB): its data then reaches the provider with the
+  // request, where a pull costs a round trip that the client must be scheduled to serve; beyond
+  // it, the copy into the message costs more than the round trip saves.
+  size_t put_inline_limit = size_t{1} << 20;
   // Deadline of every RPC issued (default: none).
   std::optional<std::chrono::milliseconds> timeout{};
 };
