@@ -19,6 +19,8 @@
 #include <thread>
 #include <vector>
 
+#include "common/temp_dir.hpp"
+
 namespace dango::compose::testing {
 
 using namespace std::chrono_literals;
@@ -40,26 +42,7 @@ inline void write_file(const std::filesystem::path& path, const std::string& tex
   out << text;
 }
 
-// A private directory removed on scope exit.
-class TempDir {
- public:
-  TempDir() {
-    std::string templ = (std::filesystem::temp_directory_path() / "dango-compose-XXXXXX").string();
-    if (::mkdtemp(templ.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = templ;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
+using dango::testing::TempDir;
 
 // A child process whose stdin comes from a file and stdout/stderr go to files in `dir`;
 // killed (SIGKILL) and reaped on scope exit unless it was waited for.

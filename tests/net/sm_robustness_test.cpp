@@ -99,14 +99,14 @@ int memfd_of_size(size_t size) {
 
 TEST(SmRobustness, GarbageClosesOnlyTheOffendingConnection) {
   TempDir dir;
-  ScopedEnv env("DANGO_SM_DIR", dir.path());
+  ScopedEnv env("DANGO_SM_DIR", dir.path().string());
   auto s = make_transport("sm://victim");
   Echo echo(*s);
   s->set_handler(&echo);
   auto pump = [&] {
     for (int i = 0; i < 200; ++i) s->progress(std::chrono::microseconds(100));
   };
-  const std::string path = dir.path() + "/victim.sock";
+  const std::string path = dir.file("victim.sock");
 
   std::mt19937 rng(42);
   std::string noise(1000, '\0');
@@ -194,11 +194,11 @@ struct FakeProducer {
 
 TEST(SmRobustness, ACorruptRingHeaderClosesOnlyThatConnection) {
   TempDir dir;
-  ScopedEnv env("DANGO_SM_DIR", dir.path());
+  ScopedEnv env("DANGO_SM_DIR", dir.path().string());
   auto s = make_transport("sm://victim");
   Echo echo(*s);
   s->set_handler(&echo);
-  RawSmSocket fake(dir.path() + "/victim.sock");
+  RawSmSocket fake(dir.file("victim.sock"));
   const uint64_t key = 0xfeed;
   const size_t segment_size = kRingDataOffset + 2 * kRing;
   int segment = memfd_of_size(segment_size);
@@ -330,7 +330,7 @@ INSTANTIATE_TEST_SUITE_P(CrossMemoryAttach, SmTwoProcesses, ::testing::Values(fa
 
 TEST(SmRobustness, NamesLeftByAKilledProcessAreRemovedAtTheNextStart) {
   TempDir dir;
-  ScopedEnv env("DANGO_SM_DIR", dir.path());
+  ScopedEnv env("DANGO_SM_DIR", dir.path().string());
   ForkedChild child([](int out) {
     auto t = make_transport("sm://left-behind");
     write_line(out, t->address());
@@ -339,15 +339,15 @@ TEST(SmRobustness, NamesLeftByAKilledProcessAreRemovedAtTheNextStart) {
   });
   ASSERT_EQ(child.read_line(), "sm://left-behind");
   EXPECT_EQ(child.wait_exit(), 128 + SIGKILL);
-  EXPECT_TRUE(std::filesystem::exists(dir.path() + "/left-behind.sock"));
-  EXPECT_TRUE(std::filesystem::exists(dir.path() + "/left-behind.lock"));
+  EXPECT_TRUE(std::filesystem::exists(dir.file("left-behind.sock")));
+  EXPECT_TRUE(std::filesystem::exists(dir.file("left-behind.lock")));
   auto next = make_transport("sm");  // any sm transport cleans up when it starts
-  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/left-behind.sock"));
-  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/left-behind.lock"));
+  EXPECT_FALSE(std::filesystem::exists(dir.file("left-behind.sock")));
+  EXPECT_FALSE(std::filesystem::exists(dir.file("left-behind.lock")));
   // A live owner's files are left alone.
   auto live = make_transport("sm://alive");
   auto another = make_transport("sm");
-  EXPECT_TRUE(std::filesystem::exists(dir.path() + "/alive.sock"));
+  EXPECT_TRUE(std::filesystem::exists(dir.file("alive.sock")));
 }
 
 }  // namespace

@@ -13,6 +13,8 @@
 #include <string>
 #include <thread>
 
+#include "common/temp_dir.hpp"
+
 namespace dango::net::testing {
 
 // Sets an environment variable for the guard's life (sm reads DANGO_SM_* at creation).
@@ -37,24 +39,7 @@ class ScopedEnv {
   std::optional<std::string> old_;
 };
 
-// A fresh directory, removed with its contents.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = "/tmp/dango-sm-test-XXXXXX";
-    path_ = ::mkdtemp(pattern.data()) != nullptr ? pattern : std::string();
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using dango::testing::TempDir;
 
 // A forked child running `body(write_fd)`; the child _exits with body's return value. The
 // destructor kills (SIGKILL) and reaps a child still running.

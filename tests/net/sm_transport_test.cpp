@@ -134,13 +134,13 @@ TEST(SmTransport, SendToNobodyFailsAtOnceNamingTheAddress) {
 
 TEST(SmTransport, CloseRemovesItsFiles) {
   TempDir dir;
-  ScopedEnv env("DANGO_SM_DIR", dir.path());
+  ScopedEnv env("DANGO_SM_DIR", dir.path().string());
   auto s = server("sm://closing");
-  EXPECT_TRUE(std::filesystem::exists(dir.path() + "/closing.sock"));
-  EXPECT_TRUE(std::filesystem::exists(dir.path() + "/closing.lock"));
+  EXPECT_TRUE(std::filesystem::exists(dir.file("closing.sock")));
+  EXPECT_TRUE(std::filesystem::exists(dir.file("closing.lock")));
   s->close();
-  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/closing.sock"));
-  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/closing.lock"));
+  EXPECT_FALSE(std::filesystem::exists(dir.file("closing.sock")));
+  EXPECT_FALSE(std::filesystem::exists(dir.file("closing.lock")));
 }
 
 TEST(SmTransport, SmallRingsAndABusyPollWindowWork) {

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "common/hang_watchdog.hpp"
+#include "common/temp_dir.hpp"
 #include "dango/dango.hpp"
 
 namespace dango::rpc::testing {
@@ -87,25 +88,7 @@ bool eventually(Pred condition, std::chrono::milliseconds limit = 10000ms) {
   return true;
 }
 
-// A fresh private directory for one test's files, removed on scope exit.
-class TempDir {
- public:
-  TempDir() {
-    std::string templ = (std::filesystem::temp_directory_path() / "dango-rpc-test-XXXXXX").string();
-    if (::mkdtemp(templ.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = templ;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
+using dango::testing::TempDir;
 
 // A child process running a program from build/bin, killed (SIGKILL) and reaped on scope exit
 // unless it was already waited for: no test leaves a server behind, even when it fails.
