@@ -204,7 +204,7 @@ void OfiTransport::linger() {
   if (cq_ == nullptr) return;
   auto busy = [&] {
     std::scoped_lock lock(tx_mutex_, ops_mutex_);
-    return tx_in_use_ > 0 || !pieces_.empty();
+    return tx_all_.size() > tx_free_.size() || !pieces_.empty();
   };
   auto deadline = std::chrono::steady_clock::now() + kCloseLinger;
   while (busy() && std::chrono::steady_clock::now() < deadline) {
@@ -268,7 +268,6 @@ void OfiTransport::teardown() {
     for (auto& tx : tx_all_) close_buffer_mr(tx->buffer);
     tx_free_.clear();
     tx_all_.clear();
-    tx_in_use_ = 0;
   }
   for (auto& rx : rx_) close_buffer_mr(rx->buffer);
   rx_.clear();

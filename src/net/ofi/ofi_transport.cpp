@@ -241,7 +241,6 @@ TxBuffer* OfiTransport::acquire_tx() {
       TxBuffer* tx = tx_free_.back();
       tx_free_.pop_back();
       tx->in_use = true;
-      ++tx_in_use_;
       return tx;
     }
   }
@@ -257,7 +256,6 @@ TxBuffer* OfiTransport::acquire_tx() {
   raw->in_use = true;
   raw->slot = tx_all_.size();
   tx_all_.push_back(std::move(tx));
-  ++tx_in_use_;
   return raw;
 }
 
@@ -267,7 +265,6 @@ void OfiTransport::release_tx(TxBuffer* tx) {
   std::lock_guard lock(tx_mutex_);
   if (!tx->in_use) return;
   tx->in_use = false;
-  --tx_in_use_;
   if (tx_free_.size() < kMaxFreeTxBuffers) {
     tx_free_.push_back(tx);
     return;

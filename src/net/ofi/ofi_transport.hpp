@@ -336,11 +336,10 @@ class OfiTransport final : public Transport {
   int64_t next_liveness_check_ = 0;
 
   // The tx pool: every buffer in tx_all_, the idle ones also in tx_free_ (reused last-in first,
-  // while still in cache), so that a message costs no allocation.
+  // while still in cache), so that a message costs no allocation; the others are in use.
   std::mutex tx_mutex_;
   std::vector<std::unique_ptr<TxBuffer>> tx_all_;
   std::vector<TxBuffer*> tx_free_;
-  size_t tx_in_use_ = 0;
   std::vector<std::unique_ptr<RxBuffer>> rx_;  // posted receive buffers
 
   // Guards every post and the per-peer queues, so that packets to a peer leave in order. Each peer
