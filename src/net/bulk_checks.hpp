@@ -5,7 +5,9 @@
 // of the remote memory (or its provider) checks again: a descriptor may be stale or forged.
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "dango/net/transport.hpp"
 
@@ -46,6 +48,44 @@ inline Status check_transfer(bool read, uint64_t local_size, uint64_t local_offs
                                                 (read ? "readable" : "writable")};
   }
   return Status::Ok();
+}
+
+// The steps every transport's get/put begins with, in one order and with one set of messages: a
+// closed transport, a peer or a local region that is not this transport's (`region` null or from
+// another `table`), a malformed remote descriptor, then check_transfer(). Returns false once it
+// has completed `done` (with the error, or Ok for an empty transfer); true when the transfer has
+// to be started.
+template <class PeerT, class RegionT, class Descriptor>
+bool admit_bulk(bool read, std::string_view transport, bool closed, const PeerT* peer,
+                const std::optional<Descriptor>& remote, const RegionT* region, const void* table,
+                uint64_t local_offset, uint64_t remote_offset, uint64_t size, Completion* done) {
+  auto fail = [&](Status::Code code, const std::string& why) {
+    done->complete({code, why});
+    return false;
+  };
+  const std::string what = read ? "get: " : "put: ";
+  const std::string name(transport);
+  if (closed) return fail(Status::Code::kShutdown, name + " transport closed");
+  if (peer == nullptr) {
+    return fail(Status::Code::kInvalidArgument,
+                what + "peer was not looked up by this " + name + " transport");
+  }
+  if (!remote) return fail(Status::Code::kInvalidArgument, what + "malformed remote memory descriptor");
+  if (region == nullptr || region->table() != table) {
+    return fail(Status::Code::kInvalidArgument,
+                what + "local region is not registered with this " + name + " transport");
+  }
+  if (Status s = check_transfer(read, region->size(), local_offset, remote->size, remote->access,
+                                remote_offset, size, peer->address());
+      !s.ok()) {
+    done->complete(std::move(s));
+    return false;
+  }
+  if (size == 0) {
+    done->complete(Status::Ok());
+    return false;
+  }
+  return true;
 }
 
 }  // namespace dango::net

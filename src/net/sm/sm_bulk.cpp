@@ -135,30 +135,11 @@ void SmTransport::start_bulk(BulkKind kind, const PeerRef& peer_ref,
                              std::span<const std::byte> remote, size_t remote_offset,
                              MemoryRegion& local, size_t local_offset, size_t size,
                              Completion* done) {
-  const char* what = kind == BulkKind::kGet ? "get" : "put";
-  auto invalid = [&](const std::string& why) {
-    done->complete({Status::Code::kInvalidArgument, std::string(what) + ": " + why});
-  };
-  if (closed_.load()) {
-    done->complete({Status::Code::kShutdown, "sm transport closed"});
-    return;
-  }
   SmPeer* peer = as_sm_peer(peer_ref);
-  if (peer == nullptr) return invalid("peer was not looked up by this sm transport");
   auto desc = decode_descriptor(remote);
-  if (!desc) return invalid("malformed remote memory descriptor");
   auto* region = dynamic_cast<SmMemoryRegion*>(&local.registration());
-  if (region == nullptr || region->table() != regions_.get()) {
-    return invalid("local region is not registered with this sm transport");
-  }
-  if (Status s = check_transfer(kind == BulkKind::kGet, region->size(), local_offset, desc->size,
-                                desc->access, remote_offset, size, peer->address_);
-      !s.ok()) {
-    done->complete(std::move(s));
-    return;
-  }
-  if (size == 0) {
-    done->complete(Status::Ok());
+  if (!admit_bulk(kind == BulkKind::kGet, "sm", closed_.load(), peer, desc, region, regions_.get(),
+                  local_offset, remote_offset, size, done)) {
     return;
   }
   auto op = std::make_shared<BulkOp>(BulkOp{

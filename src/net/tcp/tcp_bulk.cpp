@@ -50,30 +50,11 @@ void TcpTransport::start_bulk(BulkKind kind, const PeerRef& peer_ref,
                               std::span<const std::byte> remote, size_t remote_offset,
                               MemoryRegion& local, size_t local_offset, size_t size,
                               Completion* done) {
-  const char* what = kind == BulkKind::kGet ? "get" : "put";
-  auto invalid = [&](const std::string& why) {
-    done->complete({Status::Code::kInvalidArgument, std::string(what) + ": " + why});
-  };
-  if (closed_.load()) {
-    done->complete({Status::Code::kShutdown, "tcp transport closed"});
-    return;
-  }
   TcpPeer* peer = as_tcp_peer(peer_ref);
-  if (peer == nullptr) return invalid("peer was not looked up by this tcp transport");
-  auto desc = decode_descriptor(remote);
-  if (!desc) return invalid("malformed remote memory descriptor");
-  auto* region = dynamic_cast<TcpMemoryRegion*>(&local.registration());
-  if (region == nullptr || region->table() != regions_.get()) {
-    return invalid("local region is not registered with this tcp transport");
-  }
-  if (Status s = check_transfer(kind == BulkKind::kGet, region->size(), local_offset, desc->size,
-                                desc->access, remote_offset, size, peer->address_);
-      !s.ok()) {
-    done->complete(std::move(s));
-    return;
-  }
-  if (size == 0) {
-    done->complete(Status::Ok());
+  const auto desc = decode_descriptor(remote);
+  const auto* region = dynamic_cast<const TcpMemoryRegion*>(&local.registration());
+  if (!admit_bulk(kind == BulkKind::kGet, "tcp", closed_.load(), peer, desc, region,
+                  regions_.get(), local_offset, remote_offset, size, done)) {
     return;
   }
   const size_t chunk = options_.bulk_chunk_size;
@@ -126,7 +107,8 @@ void TcpTransport::start_bulk(BulkKind kind, const PeerRef& peer_ref,
     return;
   }
   done->complete(
-      {Status::Code::kDisconnected, std::string(what) + ": cannot reach " + peer->address_});
+      {Status::Code::kDisconnected,
+       std::string(kind == BulkKind::kGet ? "get" : "put") + ": cannot reach " + peer->address_});
 }
 
 Status TcpTransport::check_region_access(const BulkHeader& request, bool write,
