@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/child_process.hpp"
 #include "common/temp_dir.hpp"
 
 namespace dango::compose::testing {
@@ -56,60 +57,30 @@ class Program {
     stderr_path_ = dir.file("stderr-" + tag);
     const std::string stdin_path = dir.file("stdin-" + tag);
     write_file(stdin_path, stdin_text);
-    std::vector<char*> argv;
-    std::string path = program;
-    argv.push_back(path.data());
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    pid_ = ::fork();
-    if (pid_ < 0) throw std::runtime_error("fork failed");
-    if (pid_ == 0) {
+    process_ = dango::testing::ChildPid::exec(program, args, [&] {
       int in = ::open(stdin_path.c_str(), O_RDONLY);
       int out = ::open(stdout_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
       int err = ::open(stderr_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
       ::dup2(in, 0);
       ::dup2(out, 1);
       ::dup2(err, 2);
-      ::execv(path.c_str(), argv.data());
-      std::_Exit(127);
-    }
+    });
   }
-  ~Program() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      int status = 0;
-      ::waitpid(pid_, &status, 0);
-    }
-  }
-  Program(const Program&) = delete;
-  Program& operator=(const Program&) = delete;
 
-  pid_t pid() const { return pid_; }
-  void kill(int signal) {
-    if (pid_ > 0) ::kill(pid_, signal);
-  }
+  pid_t pid() const { return process_.pid(); }
+  void kill(int signal) { process_.signal(signal); }
   // The exit code once the process exited within `limit` (-1 when killed by a signal); nothing
   // if it still runs.
   std::optional<int> wait_exit(std::chrono::milliseconds limit = 20000ms) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (pid_ > 0) {
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-        return exit_code_;
-      }
-      if (std::chrono::steady_clock::now() > deadline) return std::nullopt;
-      std::this_thread::sleep_for(2ms);
-    }
-    return exit_code_;
+    const auto status = process_.wait_for(limit);
+    if (!status) return std::nullopt;
+    return WIFEXITED(*status) ? WEXITSTATUS(*status) : -1;
   }
   std::string out() const { return read_file(stdout_path_); }
   std::string err() const { return read_file(stderr_path_); }
 
  private:
-  pid_t pid_ = -1;
-  std::optional<int> exit_code_;
+  dango::testing::ChildPid process_;
   std::string stdout_path_, stderr_path_;
 };
 

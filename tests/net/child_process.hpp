@@ -3,8 +3,6 @@
 // gtest filter) with a role in the environment. A fresh exec, not a bare fork: libraries that
 // keep state per process (libfabric) start clean in the child.
 
-#include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -12,6 +10,8 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+
+#include "common/child_process.hpp"
 
 namespace dango::net::testing {
 
@@ -26,17 +26,13 @@ class ChildProcess {
   ChildProcess(const std::string& test_name, const std::string& role) {
     int out[2];
     if (::pipe(out) != 0) throw std::runtime_error("pipe failed");
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::dup2(out[1], STDOUT_FILENO);
-      ::close(out[0]);
-      ::close(out[1]);
-      ::setenv(kChildRoleVariable, role.c_str(), 1);
-      std::string filter = "--gtest_filter=" + test_name;
-      char* argv[] = {const_cast<char*>("/proc/self/exe"), filter.data(), nullptr};
-      ::execv("/proc/self/exe", argv);
-      ::_exit(127);
-    }
+    process_ = dango::testing::ChildPid::exec(
+        "/proc/self/exe", {"--gtest_filter=" + test_name}, [&] {
+          ::dup2(out[1], STDOUT_FILENO);
+          ::close(out[0]);
+          ::close(out[1]);
+          ::setenv(kChildRoleVariable, role.c_str(), 1);
+        });
     ::close(out[1]);
     out_ = ::fdopen(out[0], "r");
   }
@@ -60,26 +56,16 @@ class ChildProcess {
   }
   std::string read_address() { return read_line("address="); }
   // Sends `signal` (SIGSTOP, SIGCONT, ...) to the child.
-  void signal(int signal) {
-    if (pid_ > 0) ::kill(pid_, signal);
-  }
-  void kill() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGKILL);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    pid_ = -1;
-  }
+  void signal(int signal) { process_.signal(signal); }
+  void kill() { process_.kill(); }
   // Waits for the child to end; its exit code, or 128+signal when killed.
   int wait_exit() {
-    int status = 0;
-    if (pid_ <= 0 || ::waitpid(pid_, &status, 0) != pid_) return -1;
-    pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    const auto status = process_.wait();
+    return status ? dango::testing::ChildPid::exit_code(*status) : -1;
   }
 
  private:
-  pid_t pid_ = -1;
+  dango::testing::ChildPid process_;
   FILE* out_ = nullptr;
 };
 

@@ -10,9 +10,11 @@
 #include <chrono>
 #include <filesystem>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 
+#include "common/child_process.hpp"
 #include "common/temp_dir.hpp"
 
 namespace dango::net::testing {
@@ -41,39 +43,28 @@ class ScopedEnv {
 
 using dango::testing::TempDir;
 
-// A forked child running `body(write_fd)`; the child _exits with body's return value. The
-// destructor kills (SIGKILL) and reaps a child still running.
+// A forked child running `body(write_fd)`; the child _exits with body's return value (2 if it
+// throws). The destructor kills (SIGKILL) and reaps a child still running.
 class ForkedChild {
  public:
   template <class Body>
   explicit ForkedChild(Body body) {
     int fds[2];
-    if (::pipe(fds) != 0) return;
-    pid_ = ::fork();
-    if (pid_ == 0) {
+    if (::pipe(fds) != 0) throw std::runtime_error("pipe failed");
+    process_ = dango::testing::ChildPid::fork([&] {
       ::close(fds[0]);
-      int code = 3;
-      try {
-        code = body(fds[1]);
-      } catch (...) {
-        code = 2;
-      }
-      ::_exit(code);
-    }
+      return body(fds[1]);
+    });
     ::close(fds[1]);
     read_fd_ = fds[0];
   }
   ~ForkedChild() {
     if (read_fd_ >= 0) ::close(read_fd_);
-    if (pid_ > 0 && !reaped_) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
   }
   ForkedChild(const ForkedChild&) = delete;
   ForkedChild& operator=(const ForkedChild&) = delete;
 
-  pid_t pid() const { return pid_; }
+  pid_t pid() const { return process_.pid(); }
   // One line written by the child (without '\n'); empty when it closed the pipe first.
   std::string read_line() {
     std::string line;
@@ -81,19 +72,16 @@ class ForkedChild {
     while (::read(read_fd_, &ch, 1) == 1 && ch != '\n') line += ch;
     return line;
   }
-  void kill(int signal = SIGKILL) { ::kill(pid_, signal); }
+  void kill(int signal = SIGKILL) { process_.signal(signal); }
   // Exit code, 128+signal when killed.
   int wait_exit() {
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    reaped_ = true;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    const auto status = process_.wait();
+    return status ? dango::testing::ChildPid::exit_code(*status) : -1;
   }
 
  private:
-  pid_t pid_ = -1;
+  dango::testing::ChildPid process_;
   int read_fd_ = -1;
-  bool reaped_ = false;
 };
 
 inline void write_line(int fd, const std::string& text) {

@@ -22,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/child_process.hpp"
 #include "common/hang_watchdog.hpp"
 #include "common/temp_dir.hpp"
 #include "dango/dango.hpp"
@@ -94,54 +95,17 @@ using dango::testing::TempDir;
 // unless it was already waited for: no test leaves a server behind, even when it fails.
 class ChildProcess {
  public:
-  ChildProcess(const std::string& program, const std::vector<std::string>& args) {
-    std::vector<char*> argv;
-    std::string path = program;
-    argv.push_back(path.data());
-    std::vector<std::string> copies = args;
-    for (auto& a : copies) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    pid_ = ::fork();
-    if (pid_ < 0) throw std::runtime_error("fork failed");
-    if (pid_ == 0) {
-      ::execv(path.c_str(), argv.data());
-      std::_Exit(127);  // exec failed
-    }
-  }
-  ~ChildProcess() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      int status = 0;
-      ::waitpid(pid_, &status, 0);
-    }
-  }
-  ChildProcess(const ChildProcess&) = delete;
-  ChildProcess& operator=(const ChildProcess&) = delete;
+  ChildProcess(const std::string& program, const std::vector<std::string>& args)
+      : process_(dango::testing::ChildPid::exec(program, args)) {}
 
-  pid_t pid() const { return pid_; }
+  pid_t pid() const { return process_.pid(); }
   // Sends `signal`; the guard still reaps the process.
-  void kill(int signal) {
-    if (pid_ > 0) ::kill(pid_, signal);
-  }
+  void kill(int signal) { process_.signal(signal); }
   // Waits up to `limit` for the process to exit; its wait status, or nothing (still running).
-  std::optional<int> wait_exit(std::chrono::milliseconds limit) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (pid_ > 0) {
-      int status = 0;
-      pid_t r = ::waitpid(pid_, &status, WNOHANG);
-      if (r == pid_) {
-        pid_ = -1;
-        return status;
-      }
-      if (r < 0) return std::nullopt;
-      if (std::chrono::steady_clock::now() > deadline) return std::nullopt;
-      std::this_thread::sleep_for(5ms);
-    }
-    return std::nullopt;
-  }
+  std::optional<int> wait_exit(std::chrono::milliseconds limit) { return process_.wait_for(limit); }
 
  private:
-  pid_t pid_ = -1;
+  dango::testing::ChildPid process_;
 };
 
 // The test server program (tools/dango-test-server).

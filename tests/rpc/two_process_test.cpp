@@ -24,16 +24,7 @@ namespace {
 
 using namespace testing;
 
-// Kills (SIGKILL) and reaps a forked process on scope exit unless `pid` was reset to -1.
-struct ChildProcessReaper {
-  pid_t pid;
-  ~ChildProcessReaper() {
-    if (pid > 0) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, nullptr, 0);
-    }
-  }
-};
+using dango::testing::ChildPid;
 
 class RpcTwoProcess : public OverTransports {
  protected:
@@ -134,11 +125,9 @@ TEST_P(RpcTwoProcess, FourForkedClientProcessesCallConcurrently) {
   ASSERT_FALSE(server.address.empty());
   // Each child builds its own engine after the fork (the parent's runtime threads do not exist
   // there) and reports through its exit code.
-  std::vector<pid_t> children;
+  std::vector<ChildPid> children;
   for (int c = 0; c < 4; ++c) {
-    pid_t pid = ::fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
+    children.push_back(ChildPid::fork([&] {
       int code = 0;
       try {
         Engine client{transport()};
@@ -150,27 +139,19 @@ TEST_P(RpcTwoProcess, FourForkedClientProcessesCallConcurrently) {
       } catch (...) {
         code = 3;
       }
-      std::_Exit(code);
-    }
-    children.push_back(pid);
+      return code;
+    }));
   }
-  for (pid_t pid : children) {
-    int status = 0;
-    // Bounded: a child that hangs is killed, and the test fails.
-    const auto deadline = std::chrono::steady_clock::now() + 30s;
-    pid_t r = 0;
-    while ((r = ::waitpid(pid, &status, WNOHANG)) == 0 &&
-           std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(5ms);
-    }
-    if (r == 0) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
+  for (ChildPid& child : children) {
+    const pid_t pid = child.pid();
+    // Bounded: a child that hangs is killed (by its guard), and the test fails.
+    const auto status = child.wait_for(30s);
+    if (!status) {
       ADD_FAILURE() << "client process " << pid << " hung";
       continue;
     }
-    ASSERT_TRUE(WIFEXITED(status));
-    EXPECT_EQ(WEXITSTATUS(status), 0) << "client process " << pid;
+    ASSERT_TRUE(WIFEXITED(*status));
+    EXPECT_EQ(WEXITSTATUS(*status), 0) << "client process " << pid;
   }
   // The server survived them all.
   Engine client{transport()};
@@ -183,9 +164,7 @@ TEST_P(RpcTwoProcess, ClientProcessKilledWhileItsCallIsPendingLeavesTheServerSer
   ASSERT_FALSE(server.address.empty());
   // The child connects, leaves a slow call pending and dies by SIGKILL: no goodbye on any
   // transport, and the server's reply goes to a process that no longer exists.
-  pid_t child = ::fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
+  ChildPid child = ChildPid::fork([&] {
     int code = 0;
     try {
       Engine client{transport()};
@@ -197,13 +176,11 @@ TEST_P(RpcTwoProcess, ClientProcessKilledWhileItsCallIsPendingLeavesTheServerSer
     } catch (...) {
       code = 3;
     }
-    std::_Exit(code);
-  }
-  ChildProcessReaper reaper{child};
-  int status = 0;
-  ASSERT_EQ(::waitpid(child, &status, 0), child);
-  reaper.pid = -1;
-  ASSERT_TRUE(WIFSIGNALED(status)) << "the client process exited with status " << status;
+    return code;
+  });
+  const auto status = child.wait();
+  ASSERT_TRUE(status.has_value());
+  ASSERT_TRUE(WIFSIGNALED(*status)) << "the client process exited with status " << *status;
   Engine client{transport()};
   Endpoint ep = client.lookup(server.address);
   auto sum = client.rpc<int64_t(int64_t, int64_t)>("sum");
@@ -218,18 +195,12 @@ TEST_P(RpcTwoProcess, ServerWritesItsAddressToStdoutWithoutAddressFile) {
   const std::string address = loopback();
   int fds[2];
   ASSERT_EQ(::pipe(fds), 0);
-  pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
+  ChildPid server = ChildPid::exec(test_server_path(), {"--address", address}, [&] {
     ::dup2(fds[1], STDOUT_FILENO);
     ::close(fds[0]);
     ::close(fds[1]);
-    const std::string path = test_server_path();
-    ::execl(path.c_str(), path.c_str(), "--address", address.c_str(), static_cast<char*>(nullptr));
-    std::_Exit(127);
-  }
+  });
   ::close(fds[1]);
-  ChildProcessReaper reaper{pid};
   std::string line;
   char ch;
   while (::read(fds[0], &ch, 1) == 1 && ch != '\n') line += ch;

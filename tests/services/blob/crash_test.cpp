@@ -131,17 +131,12 @@ TEST_F(BlobServerProgram, ABadConfigEndsTheServerWithAMessage) {
   const std::string config_file = (dir_.path() / "bad.json").string();
   std::ofstream(config_file) << R"({"targets": [{"type": "file"}]})";
   const std::string log = (dir_.path() / "stderr.txt").string();
-  const pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    std::freopen(log.c_str(), "w", stderr);
-    ::execl(blob_server_path().c_str(), "dango-blob-server", "--config", config_file.c_str(),
-            static_cast<char*>(nullptr));
-    std::_Exit(127);
-  }
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+  dango::testing::ChildPid server = dango::testing::ChildPid::exec(
+      blob_server_path(), {"--config", config_file},
+      [&] { std::freopen(log.c_str(), "w", stderr); });
+  const auto status = server.wait_for(20s);
+  ASSERT_TRUE(status.has_value()) << "the server did not end";
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 1);
   std::ifstream in(log);
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_NE(text.find("targets[0].path"), std::string::npos) << text;

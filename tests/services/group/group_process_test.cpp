@@ -294,28 +294,14 @@ TEST_F(GroupProcesses, DropStoppedBeforeTheSuspicionTimeoutRefutesAndStays) {
   }
 }
 
-// A process spinning on a CPU, killed and reaped on scope exit.
-class CpuHog {
- public:
-  CpuHog() {
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      volatile uint64_t spin = 0;
-      for (;;) spin = spin + 1;
-    }
-  }
-  ~CpuHog() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-  }
-  CpuHog(const CpuHog&) = delete;
-  CpuHog& operator=(const CpuHog&) = delete;
-
- private:
-  pid_t pid_ = -1;
-};
+// A child process spinning on a CPU; its guard kills and reaps it.
+dango::testing::ChildPid cpu_hog() {
+  return dango::testing::ChildPid::fork([] {
+    volatile uint64_t spin = 0;
+    for (;;) spin = spin + 1;
+    return 0;
+  });
+}
 
 // The 60-second check of the default settings; run with DANGO_LONG_TESTS=1 (it would
 // double this suite's time otherwise).
@@ -325,9 +311,8 @@ TEST_F(GroupProcesses, NoMemberIsDeclaredDeadDuringAMinuteOfSaturatedCpu) {
   const auto members = start_group(5);
   ASSERT_TRUE(eventually([&] { return converged(members); }, 20s));
   {
-    std::vector<std::unique_ptr<CpuHog>> hogs;
-    for (long i = 0; i < 2 * ::sysconf(_SC_NPROCESSORS_ONLN); ++i)
-      hogs.push_back(std::make_unique<CpuHog>());
+    std::vector<dango::testing::ChildPid> hogs;
+    for (long i = 0; i < 2 * ::sysconf(_SC_NPROCESSORS_ONLN); ++i) hogs.push_back(cpu_hog());
     std::this_thread::sleep_for(60s);
   }
   ASSERT_TRUE(eventually([&] { return converged(members); }, 20s));

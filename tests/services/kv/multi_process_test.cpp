@@ -194,12 +194,11 @@ TEST_P(KvMultiProcess, EightClientProcessesLoseNoAcknowledgedWrite) {
   const int ops = GetParam() == kFullRunBackend ? kFullOpsPerClient : kShortOpsPerClient;
   KvServer server(dir_.path(), "server", server_config(GetParam(), dir_.path(), /*sync=*/false));
   ASSERT_FALSE(server.address().empty());
-  std::vector<pid_t> children;
+  std::vector<dango::testing::ChildPid> children;
   for (int c = 0; c < kClients; ++c) {
     const std::string log_path = (dir_.path() / ("client" + std::to_string(c) + ".json")).string();
-    pid_t pid = ::fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {  // the child builds its own engine; it never returns into gtest
+    // The child builds its own engine; it never returns into gtest.
+    children.push_back(dango::testing::ChildPid::fork([&] {
       int code = 0;
       try {
         ClientLog log;
@@ -215,15 +214,13 @@ TEST_P(KvMultiProcess, EightClientProcessesLoseNoAcknowledgedWrite) {
         code = 3;
       }
       std::fflush(stderr);
-      ::_exit(code);
-    }
-    children.push_back(pid);
+      return code;
+    }));
   }
   for (int c = 0; c < kClients; ++c) {
-    int status = 0;
-    ::waitpid(children[c], &status, 0);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
-        << "client " << c << " status " << status;
+    const auto status = children[c].wait();
+    EXPECT_TRUE(status && WIFEXITED(*status) && WEXITSTATUS(*status) == 0)
+        << "client " << c << " status " << status.value_or(-1);
   }
   rpc::Engine engine{"tcp"};
   Database db = Client{engine, {.timeout = 60s}}.open(server.address(), 1, "db");
