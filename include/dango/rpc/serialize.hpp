@@ -380,74 +380,55 @@ struct Codec<std::array<T, N>> {
   }
 };
 
+namespace detail {
+// The codec of the associative containers: a map's elements are (key, value) pairs, a set's
+// are its keys.
+template <class Map, class K, class V>
+struct MapCodec {
+  static constexpr std::size_t kMinSize = sizeof(std::uint32_t);
+  static void save(OutputArchive& ar, const Map& value)
+    requires Encodable<K> && Encodable<V>
+  {
+    save_map(ar, value);
+  }
+  static void load(InputArchive& ar, Map& value)
+    requires Decodable<K> && Decodable<V> && std::default_initializable<K> &&
+             std::default_initializable<V>
+  {
+    load_map(ar, value);
+  }
+};
+template <class Set, class K>
+struct SetCodec {
+  static constexpr std::size_t kMinSize = sizeof(std::uint32_t);
+  static void save(OutputArchive& ar, const Set& value)
+    requires Encodable<K>
+  {
+    save_set(ar, value);
+  }
+  static void load(InputArchive& ar, Set& value)
+    requires Decodable<K> && std::default_initializable<K>
+  {
+    load_set(ar, value);
+  }
+};
+}  // namespace detail
+
 // std::map, std::unordered_map: u32 length + (key, value) pairs. A duplicate key on input is a
 // DecodeError.
 template <class K, class V, class Compare, class Alloc>
-struct Codec<std::map<K, V, Compare, Alloc>> {
-  using Map = std::map<K, V, Compare, Alloc>;
-  static constexpr std::size_t kMinSize = sizeof(std::uint32_t);
-  static void save(OutputArchive& ar, const Map& value)
-    requires Encodable<K> && Encodable<V>
-  {
-    detail::save_map(ar, value);
-  }
-  static void load(InputArchive& ar, Map& value)
-    requires Decodable<K> && Decodable<V> && std::default_initializable<K> &&
-             std::default_initializable<V>
-  {
-    detail::load_map(ar, value);
-  }
-};
-
+struct Codec<std::map<K, V, Compare, Alloc>>
+    : detail::MapCodec<std::map<K, V, Compare, Alloc>, K, V> {};
 template <class K, class V, class Hash, class Equal, class Alloc>
-struct Codec<std::unordered_map<K, V, Hash, Equal, Alloc>> {
-  using Map = std::unordered_map<K, V, Hash, Equal, Alloc>;
-  static constexpr std::size_t kMinSize = sizeof(std::uint32_t);
-  static void save(OutputArchive& ar, const Map& value)
-    requires Encodable<K> && Encodable<V>
-  {
-    detail::save_map(ar, value);
-  }
-  static void load(InputArchive& ar, Map& value)
-    requires Decodable<K> && Decodable<V> && std::default_initializable<K> &&
-             std::default_initializable<V>
-  {
-    detail::load_map(ar, value);
-  }
-};
+struct Codec<std::unordered_map<K, V, Hash, Equal, Alloc>>
+    : detail::MapCodec<std::unordered_map<K, V, Hash, Equal, Alloc>, K, V> {};
 
 // std::set, std::unordered_set: u32 length + elements. A duplicate on input is a DecodeError.
 template <class K, class Compare, class Alloc>
-struct Codec<std::set<K, Compare, Alloc>> {
-  using Set = std::set<K, Compare, Alloc>;
-  static constexpr std::size_t kMinSize = sizeof(std::uint32_t);
-  static void save(OutputArchive& ar, const Set& value)
-    requires Encodable<K>
-  {
-    detail::save_set(ar, value);
-  }
-  static void load(InputArchive& ar, Set& value)
-    requires Decodable<K> && std::default_initializable<K>
-  {
-    detail::load_set(ar, value);
-  }
-};
-
+struct Codec<std::set<K, Compare, Alloc>> : detail::SetCodec<std::set<K, Compare, Alloc>, K> {};
 template <class K, class Hash, class Equal, class Alloc>
-struct Codec<std::unordered_set<K, Hash, Equal, Alloc>> {
-  using Set = std::unordered_set<K, Hash, Equal, Alloc>;
-  static constexpr std::size_t kMinSize = sizeof(std::uint32_t);
-  static void save(OutputArchive& ar, const Set& value)
-    requires Encodable<K>
-  {
-    detail::save_set(ar, value);
-  }
-  static void load(InputArchive& ar, Set& value)
-    requires Decodable<K> && std::default_initializable<K>
-  {
-    detail::load_set(ar, value);
-  }
-};
+struct Codec<std::unordered_set<K, Hash, Equal, Alloc>>
+    : detail::SetCodec<std::unordered_set<K, Hash, Equal, Alloc>, K> {};
 
 // std::optional: a 0/1 byte, then the value when present.
 template <class T>
