@@ -219,25 +219,13 @@ PingPongResult tcp_pingpong(std::size_t msg_size, std::size_t iterations, IoMode
   TcpBaselineClient client(Pattern::kEcho, mode, msg_size);
   auto out = touched_buffer(msg_size);
   auto in = touched_buffer(msg_size);
-  const std::size_t warmup = std::max<std::size_t>(iterations / 10, 10);
-
-  PingPongResult result;
-  result.latency_us.reserve(iterations);
   auto round_trip = [&] {
     send_all(client.fd(), out.get(), msg_size, mode);
     if (!recv_exact(client.fd(), in.get(), msg_size, mode)) {
       throw std::runtime_error("tcp_pingpong: helper server closed the connection");
     }
   };
-  for (std::size_t i = 0; i < warmup; ++i) round_trip();
-  const Stopwatch total;
-  for (std::size_t i = 0; i < iterations; ++i) {
-    const std::int64_t start = now_ns();
-    round_trip();
-    result.latency_us.push_back(static_cast<double>(now_ns() - start) / 1e3);
-  }
-  const double seconds = total.elapsed_s();
-  result.round_trips_per_s = seconds > 0 ? static_cast<double>(iterations) / seconds : 0;
+  PingPongResult result = time_round_trips(pingpong_warmup(iterations), iterations, round_trip);
   client.finish();
   return result;
 }

@@ -12,6 +12,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "suite.hpp"
+
 namespace dango::bench {
 
 // How hard a baseline works for a stable number; pass {.quick = options.quick}.
@@ -35,6 +37,29 @@ struct PingPongResult {
   double median_us() const;
   double p99_us() const;
 };
+
+// The untimed warm-up round trips before `iterations` timed ones: a tenth, at least 10.
+inline std::size_t pingpong_warmup(std::size_t iterations) {
+  return iterations / 10 > 10 ? iterations / 10 : 10;
+}
+
+// Runs `warmup` untimed calls of `round_trip`, then times `iterations` of them one by one.
+template <class RoundTrip>
+PingPongResult time_round_trips(std::size_t warmup, std::size_t iterations,
+                                RoundTrip&& round_trip) {
+  for (std::size_t i = 0; i < warmup; ++i) round_trip();
+  PingPongResult result;
+  result.latency_us.reserve(iterations);
+  const Stopwatch total;
+  for (std::size_t i = 0; i < iterations; ++i) {
+    const std::int64_t start = now_ns();
+    round_trip();
+    result.latency_us.push_back(static_cast<double>(now_ns() - start) / 1e3);
+  }
+  const double seconds = total.elapsed_s();
+  result.round_trips_per_s = seconds > 0 ? static_cast<double>(iterations) / seconds : 0;
+  return result;
+}
 
 // Ping-pong of `msg_size` bytes (>= 1) between this process and a helper server on 127.0.0.1,
 // TCP_NODELAY on both sides, `iterations` timed round trips after iterations/10 of warm-up.

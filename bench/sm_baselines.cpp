@@ -123,18 +123,7 @@ PingPongResult shm_pingpong(std::size_t iterations) {
     while (lines->pong.load(std::memory_order_acquire) != seq) {
     }
   };
-  const std::size_t warmup = std::max<std::size_t>(iterations / 10, 10);
-  for (std::size_t i = 0; i < warmup; ++i) round_trip();
-  PingPongResult result;
-  result.latency_us.reserve(iterations);
-  const Stopwatch total;
-  for (std::size_t i = 0; i < iterations; ++i) {
-    const std::int64_t start = now_ns();
-    round_trip();
-    result.latency_us.push_back(static_cast<double>(now_ns() - start) / 1e3);
-  }
-  const double seconds = total.elapsed_s();
-  result.round_trips_per_s = seconds > 0 ? static_cast<double>(iterations) / seconds : 0;
+  PingPongResult result = time_round_trips(pingpong_warmup(iterations), iterations, round_trip);
   lines->ping.store(kQuit, std::memory_order_release);
   const auto code = server.wait_exit(std::chrono::seconds(5));
   if (!code || *code != 0) throw std::runtime_error("shm_pingpong: helper did not exit cleanly");
@@ -190,18 +179,7 @@ PingPongResult sm_transport_pingpong(std::size_t msg_size, std::size_t iteration
       if (counter.lost) throw std::runtime_error("sm_transport_pingpong: helper lost");
     }
   };
-  const std::size_t warmup = std::max<std::size_t>(iterations / 10, 10);
-  for (std::size_t i = 0; i < warmup; ++i) round_trip();
-  PingPongResult result;
-  result.latency_us.reserve(iterations);
-  const Stopwatch total;
-  for (std::size_t i = 0; i < iterations; ++i) {
-    const std::int64_t start = now_ns();
-    round_trip();
-    result.latency_us.push_back(static_cast<double>(now_ns() - start) / 1e3);
-  }
-  const double seconds = total.elapsed_s();
-  result.round_trips_per_s = seconds > 0 ? static_cast<double>(iterations) / seconds : 0;
+  PingPongResult result = time_round_trips(pingpong_warmup(iterations), iterations, round_trip);
   transport->close();
   const auto code = server.wait_exit(std::chrono::seconds(5));
   if (!code || *code != 0) {
