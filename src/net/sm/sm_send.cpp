@@ -5,6 +5,7 @@
 
 #include <cstring>
 
+#include "net/send_checks.hpp"
 #include "net/sm/sm_internal.hpp"
 #include "net/sm/sm_transport.hpp"
 
@@ -43,19 +44,12 @@ thread_local size_t t_cache_next = 0;
 
 Status SmTransport::send(const PeerRef& to, std::span<const std::span<const std::byte>> parts,
                          SendMode /*mode: a batched message goes to the ring at once*/) {
-  if (closed_.load(std::memory_order_relaxed)) {
-    return {Status::Code::kShutdown, "sm transport closed"};
-  }
   SmPeer* peer = as_sm_peer(to);
-  if (peer == nullptr) {
-    return {Status::Code::kInvalidArgument, "peer was not looked up by this sm transport"};
-  }
   size_t total = 0;
-  for (const auto& part : parts) total += part.size();
-  if (total > options_.max_message_size) {
-    return {Status::Code::kMessageTooLarge, "message of " + std::to_string(total) + " bytes to " +
-                                                peer->address_ + " exceeds max_message_size " +
-                                                std::to_string(options_.max_message_size)};
+  if (Status s = admit_send("sm", closed_.load(std::memory_order_relaxed), peer, parts,
+                            options_.max_message_size, total);
+      !s.ok()) {
+    return s;
   }
   const uint64_t generation = peer->generation_.load(std::memory_order_acquire);
   Connection* c = nullptr;

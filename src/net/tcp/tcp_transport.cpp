@@ -18,6 +18,7 @@
 #include "dango/common/error.hpp"
 #include "common/epoll_wait.hpp"
 #include "dango/common/log.hpp"
+#include "net/send_checks.hpp"
 
 namespace dango::net::tcp {
 namespace {
@@ -212,19 +213,12 @@ void TcpTransport::mark_broken(Connection& c) {
 
 Status TcpTransport::send(const PeerRef& to, std::span<const std::span<const std::byte>> parts,
                           SendMode mode) {
-  if (closed_.load(std::memory_order_relaxed)) {
-    return {Status::Code::kShutdown, "tcp transport closed"};
-  }
   TcpPeer* peer = as_tcp_peer(to);
-  if (peer == nullptr) {
-    return {Status::Code::kInvalidArgument, "peer was not looked up by this tcp transport"};
-  }
   size_t total = 0;
-  for (const auto& part : parts) total += part.size();
-  if (total > options_.max_message_size) {
-    return {Status::Code::kMessageTooLarge, "message of " + std::to_string(total) + " bytes to " +
-                                                peer->address_ + " exceeds max_message_size " +
-                                                std::to_string(options_.max_message_size)};
+  if (Status s = admit_send("tcp", closed_.load(std::memory_order_relaxed), peer, parts,
+                            options_.max_message_size, total);
+      !s.ok()) {
+    return s;
   }
   BaseHeader header;
   header.type = static_cast<uint8_t>(FrameType::kMessage);
