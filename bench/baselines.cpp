@@ -20,6 +20,7 @@
 #include <thread>
 #include <utility>
 
+#include "../src/common/unique_fd.hpp"
 #include "suite.hpp"
 
 namespace dango::bench {
@@ -50,28 +51,7 @@ struct Hello {
   throw std::runtime_error("tcp baseline: " + what + ": " + std::strerror(errno));
 }
 
-// An owned file descriptor.
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  ~Fd() { reset(); }
-  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  Fd& operator=(Fd&& other) noexcept {
-    if (this != &other) {
-      reset();
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-  int get() const { return fd_; }
-  void reset() {
-    if (fd_ >= 0) close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_;
-};
+using Fd = UniqueFd;
 
 Fd tcp_socket() {
   Fd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));

@@ -28,11 +28,6 @@ constexpr std::string_view kSocketSuffix = ".sock";
 
 }  // namespace
 
-void Fd::reset() {
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
-}
-
 Mapping Mapping::map(int fd, size_t size, std::string_view what) {
   void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (p == MAP_FAILED) {
