@@ -2,7 +2,9 @@
 // The libfabric transport, "ofi+<provider>://": one reliable-datagram endpoint (FI_EP_RDM) per
 // transport; messages are libfabric messages into pre-posted receive buffers, split into packets
 // when larger than a packet (wire.hpp); get/put are fi_read/fi_write on memory registered once
-// per region; one completion queue, drained by progress(), sleeps on its wait object.
+// per region; one completion queue, drained by progress(). An idle transport sleeps on the
+// CQ's wait object, or, for providers whose wait object slows every message (tcp, see
+// kPolledProviders in ofi_transport.cpp), in naps between polls of a CQ without one.
 //
 // Peers are known by their endpoint name, which every packet carries, so a receiver can answer
 // a sender it never looked up. RDM endpoints hide connections, so peer loss is found two ways: a
@@ -89,6 +91,9 @@ class OfiPeer final : public Peer {
   // in order, and since when the first of them has waited (steady-clock ns).
   std::deque<OpContext*> queued;
   int64_t queued_since = 0;
+  // No post is retried before then (steady-clock ns): a queue that does not move is retried less
+  // and less often, since every retry to a dead process is a new connection attempt for rxm.
+  int64_t retry_at = 0;
   uint64_t next_sequence = 0;  // of the next packet posted to the peer
   bool in_backlog = false;  // listed in the transport's backlog_
   bool refused_this_turn = false;  // drain_post_queue(): the provider said FI_EAGAIN this pass
@@ -200,7 +205,7 @@ class OfiTransport final : public Transport {
            MemoryRegion& local, size_t local_offset, size_t size, Completion* done) override;
   size_t progress(std::chrono::microseconds timeout) override;
   void interrupt() override;
-  int wait_fd() const override { return cq_fd_ >= 0 ? epoll_fd_ : -1; }
+  int wait_fd() const override { return epoll_fd_; }
   bool prepare_wait() override;
   void close() override;
 
@@ -252,6 +257,11 @@ class OfiTransport final : public Transport {
   size_t poll_completions();
   size_t handle_error_completion();
   void wait_for_work(std::chrono::microseconds timeout);
+  // The next nap of a CQ without wait object (see nap_): at most `limit`, and grows.
+  std::chrono::microseconds next_nap(std::chrono::microseconds limit);
+  // With posts queued: false when a retry is due now (do not sleep), else shortens `wait` to end
+  // at the next retry.
+  bool limit_by_retry(std::chrono::microseconds& wait) const;
   void linger();
   void teardown();
 
@@ -316,9 +326,14 @@ class OfiTransport final : public Transport {
   size_t inject_size_ = 0;
   size_t max_rma_ = 0;
 
-  int epoll_fd_ = -1;  // the CQ's wait fd and wake_fd_
+  int epoll_fd_ = -1;  // wake_fd_, nap_fd_ and the CQ's wait fd if any
   int wake_fd_ = -1;   // eventfd written by interrupt()
-  int cq_fd_ = -1;     // -1 when the provider offers no wait object: progress naps instead
+  int cq_fd_ = -1;     // -1 when the CQ has no wait object: idle progress naps instead
+  int nap_fd_ = -1;    // timerfd ending a sleep on wait_fd() for a nap or a retry of a post
+  // Length of the next nap: from kMinNap after activity, doubled by each nap that found
+  // nothing, up to kMaxNap; an idle transport thus wakes at most 1/kMaxNap times a second,
+  // and a message to one idle longer than that waits up to kMaxNap. Progress thread only.
+  std::chrono::microseconds nap_{0};
   std::atomic<bool> waiting_{false};
   std::atomic<bool> interrupt_pending_{false};
 
@@ -348,6 +363,8 @@ class OfiTransport final : public Transport {
   std::mutex post_mutex_;
   std::vector<std::shared_ptr<OfiPeer>> backlog_;  // peers with queued operations
   std::atomic<bool> has_queued_{false};
+  // While has_queued_: when the earliest retry of a backlog peer is due (steady-clock ns).
+  std::atomic<int64_t> next_retry_{0};
   std::mutex batched_mutex_;
   std::vector<TxBuffer*> batched_;
   std::atomic<bool> has_batched_{false};
