@@ -314,6 +314,7 @@ TxBuffer* OfiTransport::make_packet(const std::shared_ptr<OfiPeer>& peer, Packet
   tx->length = sizeof header + name_.size();
   tx->peer = peer;
   tx->may_inject = false;
+  tx->batch = false;
   return tx;
 }
 
@@ -351,6 +352,36 @@ std::span<TxBuffer*> OfiTransport::split_into_packets(
   return packets;
 }
 
+bool OfiTransport::append_to_batch(const std::shared_ptr<OfiPeer>& peer,
+                                   std::span<const std::span<const std::byte>> parts,
+                                   size_t total) {
+  const size_t entry = sizeof(BatchLength) + total;
+  if (entry > packet_size_ - sizeof(PacketHeader) - name_.size()) return false;
+  std::lock_guard lock(batched_mutex_);
+  TxBuffer* tx = batched_.empty() ? nullptr : batched_.back();
+  if (tx == nullptr || !tx->batch || tx->peer != peer || tx->length + entry > packet_size_) {
+    tx = make_packet(peer, PacketType::kMessages, 0, 0);
+    tx->batch = true;
+    tx->may_inject = true;
+    batched_.push_back(tx);
+  }
+  std::byte* out = tx->buffer.bytes.get() + tx->length;
+  const auto length = static_cast<BatchLength>(total);
+  std::memcpy(out, &length, sizeof length);
+  out += sizeof length;
+  for (const auto& part : parts) {
+    if (!part.empty()) std::memcpy(out, part.data(), part.size());
+    out += part.size();
+  }
+  tx->length += entry;
+  // The header's message_length is the payload's, so that a receiver can check it.
+  const uint64_t payload = tx->length - sizeof(PacketHeader) - name_.size();
+  std::memcpy(tx->buffer.bytes.get() + offsetof(PacketHeader, message_length), &payload,
+              sizeof payload);
+  has_batched_.store(true, std::memory_order_release);
+  return true;
+}
+
 Status OfiTransport::send(const PeerRef& to, std::span<const std::span<const std::byte>> parts,
                           SendMode mode) {
   if (closed_.load(std::memory_order_relaxed)) {
@@ -373,6 +404,7 @@ Status OfiTransport::send(const PeerRef& to, std::span<const std::span<const std
                            std::memory_order_relaxed);
   peer->lost.store(false, std::memory_order_relaxed);  // a new contact: report a loss again
 
+  if (mode == SendMode::kBatched && append_to_batch(peer, parts, total)) return Status::Ok();
   TxBuffer* single[1];
   std::vector<TxBuffer*> many;
   std::span<TxBuffer*> packets = split_into_packets(peer, parts, total, single, many);
@@ -395,6 +427,7 @@ void OfiTransport::flush() {
   }
   // post_packets stops at an immediate failure; the rest (maybe to other peers) go on.
   for (size_t i = 0; i < packets.size(); ++i) {
+    packets[i]->batch = false;  // closed: no longer in batched_
     auto peer = packets[i]->peer;
     Status status = post_packets({&packets[i], 1});
     if (!status.ok()) {

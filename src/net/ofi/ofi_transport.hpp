@@ -106,6 +106,7 @@ struct TxBuffer : OpContext {
   size_t length = 0;
   std::shared_ptr<OfiPeer> peer;
   bool may_inject = false;
+  bool batch = false;  // a kMessages packet still open to more messages (in batched_)
   // Pool bookkeeping, guarded by the transport's tx_mutex_.
   bool in_use = false;
   size_t slot = 0;  // index in the transport's tx_all_
@@ -233,6 +234,10 @@ class OfiTransport final : public Transport {
   void release_tx(TxBuffer* tx);
   TxBuffer* make_packet(const std::shared_ptr<OfiPeer>& peer, PacketType type,
                         uint64_t message_length, uint64_t offset);
+  // Appends a message to the kMessages packet at the end of batched_ when it is the peer's and
+  // has room, else to a new one; false when the message is too large for a batch.
+  bool append_to_batch(const std::shared_ptr<OfiPeer>& peer,
+                       std::span<const std::span<const std::byte>> parts, size_t total);
   // Copies a message into packets (`single` when one suffices, else `many`).
   std::span<TxBuffer*> split_into_packets(const std::shared_ptr<OfiPeer>& peer,
                                           std::span<const std::span<const std::byte>> parts,
@@ -274,6 +279,7 @@ class OfiTransport final : public Transport {
                   std::span<const std::byte> payload);
   size_t take_message_part(const std::shared_ptr<OfiPeer>& from, const PacketHeader& header,
                            std::span<const std::byte> payload);
+  size_t take_messages(const std::shared_ptr<OfiPeer>& from, std::span<const std::byte> payload);
   void repost(RxBuffer& rx);
   // Handles a completed receive (length 0 after a failed one) and reposts the buffer.
   size_t receive_completed(RxBuffer& rx, size_t length);
