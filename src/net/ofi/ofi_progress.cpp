@@ -24,9 +24,13 @@ constexpr int kCompletionBatch = 32;
 constexpr int kMaxCompletionBatches = 8;  // per progress pass, so that a flood cannot starve it
 constexpr auto kCloseLinger = std::chrono::milliseconds(250);
 // Naps of a CQ without wait object (OfiTransport::nap_). The engine naps only after its polling
-// window (10 ms by default) found nothing, so the first nap need not be shorter than this.
+// window (10 ms by default) found nothing, so the first nap need not be shorter than this. Each
+// nap costs a wake-up (an idle server napping 2 ms used 1.6% of a CPU): after kLongIdle without
+// activity, naps grow to kLongIdleMaxNap.
 constexpr auto kMinNap = std::chrono::microseconds(200);
 constexpr auto kMaxNap = std::chrono::microseconds(2000);
+constexpr auto kLongIdle = std::chrono::seconds(1);
+constexpr auto kLongIdleMaxNap = std::chrono::microseconds(10000);
 
 spdlog::logger& logger() {
   static const auto instance = dango::log::get("net");
@@ -136,7 +140,10 @@ size_t OfiTransport::progress(std::chrono::microseconds timeout) {
     if (has_deferred_.load(std::memory_order_acquire)) report_deferred_failures();
     auto now = std::chrono::steady_clock::now().time_since_epoch().count();
     if (now >= next_liveness_check_ && !closed_.load()) check_liveness(now);
-    if (handled > 0) nap_ = std::chrono::microseconds(0);
+    if (handled > 0) {
+      nap_ = std::chrono::microseconds(0);
+      last_activity_ = std::chrono::steady_clock::now();
+    }
     if (handled > 0 || timeout.count() <= 0 || pass == 1 || closed_.load()) break;
     wait_for_work(timeout);
   }
@@ -153,6 +160,7 @@ void OfiTransport::wait_for_work(std::chrono::microseconds timeout) {
       timeout, std::max(std::chrono::duration_cast<std::chrono::microseconds>(until_check),
                         std::chrono::microseconds(1000)));
   waiting_.store(true);
+  bool maybe_woken = true;  // the eventfd may hold a count to clear
   // Pairs with interrupt(): either it sees waiting_ and writes the eventfd, or we see its flag.
   if (!interrupt_pending_.exchange(false) && !has_batched_.load() && limit_by_retry(wait)) {
     if (cq_fd_ >= 0) {
@@ -166,12 +174,15 @@ void OfiTransport::wait_for_work(std::chrono::microseconds timeout) {
       const auto nap = next_nap(wait);
       const timespec ts{static_cast<time_t>(nap.count() / 1000000),
                         static_cast<long>(nap.count() % 1000000) * 1000};
-      ::ppoll(&wake, 1, &ts, nullptr);
+      // A nap that ran its course saves the read (a count written after it is read next time).
+      maybe_woken = ::ppoll(&wake, 1, &ts, nullptr) != 0;
     }
   }
   waiting_.store(false);
-  uint64_t value;
-  [[maybe_unused]] auto r = ::read(wake_fd_, &value, sizeof value);
+  if (maybe_woken) {
+    uint64_t value;
+    [[maybe_unused]] auto r = ::read(wake_fd_, &value, sizeof value);
+  }
   interrupt_pending_.store(false);
 }
 
@@ -185,7 +196,9 @@ bool OfiTransport::limit_by_retry(std::chrono::microseconds& wait) const {
 }
 
 std::chrono::microseconds OfiTransport::next_nap(std::chrono::microseconds limit) {
-  nap_ = std::clamp<std::chrono::microseconds>(nap_ * 2, kMinNap, kMaxNap);
+  const bool long_idle = std::chrono::steady_clock::now() - last_activity_ > kLongIdle;
+  nap_ = std::clamp<std::chrono::microseconds>(nap_ * 2, kMinNap,
+                                               long_idle ? kLongIdleMaxNap : kMaxNap);
   return std::min(nap_, limit);
 }
 

@@ -337,9 +337,10 @@ class OfiTransport final : public Transport {
   int cq_fd_ = -1;     // -1 when the CQ has no wait object: idle progress naps instead
   int nap_fd_ = -1;    // timerfd ending a sleep on wait_fd() for a nap or a retry of a post
   // Length of the next nap: from kMinNap after activity, doubled by each nap that found
-  // nothing, up to kMaxNap; an idle transport thus wakes at most 1/kMaxNap times a second,
-  // and a message to one idle longer than that waits up to kMaxNap. Progress thread only.
+  // nothing, up to kMaxNap (kLongIdleMaxNap once idle for kLongIdle; see ofi_progress.cpp): a
+  // message to an idle transport waits up to that long. Progress thread only.
   std::chrono::microseconds nap_{0};
+  std::chrono::steady_clock::time_point last_activity_{};  // of progress(); progress thread only
   std::atomic<bool> waiting_{false};
   std::atomic<bool> interrupt_pending_{false};
 
