@@ -24,11 +24,14 @@ constexpr int kCompletionBatch = 32;
 constexpr int kMaxCompletionBatches = 8;  // per progress pass, so that a flood cannot starve it
 constexpr auto kCloseLinger = std::chrono::milliseconds(250);
 // Naps of a CQ without wait object (OfiTransport::nap_). The engine naps only after its polling
-// window (10 ms by default) found nothing, so the first nap need not be shorter than this. Each
-// nap costs a wake-up (an idle server napping 2 ms used 1.6% of a CPU): after kLongIdle without
-// activity, naps grow to kLongIdleMaxNap.
+// window (10 ms by default) found nothing, so the first nap need not be shorter than this. Such
+// providers move data only while polled (manual data progress), and a peer's get/put of our
+// memory shows nothing here: naps are kept under kMaxNap, short enough for the socket buffers to
+// carry a transfer through them, during the kLongIdle after activity. Each nap costs a wake-up
+// (an idle server napping 2 ms used 1.6% of a CPU): after kLongIdle, naps grow to
+// kLongIdleMaxNap. While our own get/put is in flight, the transport does not nap at all.
 constexpr auto kMinNap = std::chrono::microseconds(200);
-constexpr auto kMaxNap = std::chrono::microseconds(2000);
+constexpr auto kMaxNap = std::chrono::microseconds(500);
 constexpr auto kLongIdle = std::chrono::seconds(1);
 constexpr auto kLongIdleMaxNap = std::chrono::microseconds(10000);
 
@@ -162,7 +165,8 @@ void OfiTransport::wait_for_work(std::chrono::microseconds timeout) {
   waiting_.store(true);
   bool maybe_woken = true;  // the eventfd may hold a count to clear
   // Pairs with interrupt(): either it sees waiting_ and writes the eventfd, or we see its flag.
-  if (!interrupt_pending_.exchange(false) && !has_batched_.load() && limit_by_retry(wait)) {
+  if (!interrupt_pending_.exchange(false) && !has_batched_.load() && limit_by_retry(wait) &&
+      may_nap()) {
     if (cq_fd_ >= 0) {
       fid* fids[] = {&cq_->fid};
       if (fi_trywait(fabric_, fids, 1) == FI_SUCCESS) {
@@ -186,6 +190,12 @@ void OfiTransport::wait_for_work(std::chrono::microseconds timeout) {
   interrupt_pending_.store(false);
 }
 
+bool OfiTransport::may_nap() {
+  if (cq_fd_ >= 0) return true;
+  std::lock_guard lock(ops_mutex_);
+  return pieces_.empty();
+}
+
 bool OfiTransport::limit_by_retry(std::chrono::microseconds& wait) const {
   if (!has_queued_.load()) return true;
   const int64_t until = next_retry_.load(std::memory_order_relaxed) -
@@ -204,7 +214,9 @@ std::chrono::microseconds OfiTransport::next_nap(std::chrono::microseconds limit
 
 bool OfiTransport::prepare_wait() {
   auto wake_after = std::chrono::microseconds::max();
-  if (closed_.load() || has_batched_.load() || !limit_by_retry(wake_after)) return false;
+  if (closed_.load() || has_batched_.load() || !limit_by_retry(wake_after) || !may_nap()) {
+    return false;
+  }
   waiting_.store(true);
   if (interrupt_pending_.exchange(false)) {
     waiting_.store(false);

@@ -264,6 +264,9 @@ class OfiTransport final : public Transport {
   void wait_for_work(std::chrono::microseconds timeout);
   // The next nap of a CQ without wait object (see nap_): at most `limit`, and grows.
   std::chrono::microseconds next_nap(std::chrono::microseconds limit);
+  // False while a CQ without wait object has get/put pieces in flight: their data moves only
+  // while the CQ is polled.
+  bool may_nap();
   // With posts queued: false when a retry is due now (do not sleep), else shortens `wait` to end
   // at the next retry.
   bool limit_by_retry(std::chrono::microseconds& wait) const;
