@@ -201,7 +201,8 @@ bool OfiTransport::limit_by_retry(std::chrono::microseconds& wait) const {
   const int64_t until = next_retry_.load(std::memory_order_relaxed) -
                         std::chrono::steady_clock::now().time_since_epoch().count();
   if (until <= 0) return false;
-  wait = std::min(wait, std::chrono::ceil<std::chrono::microseconds>(std::chrono::nanoseconds(until)));
+  wait = std::min(wait,
+                  std::chrono::ceil<std::chrono::microseconds>(std::chrono::nanoseconds(until)));
   return true;
 }
 

@@ -16,8 +16,8 @@
 // Files: ofi_transport.cpp (setup, peers, send), ofi_post.cpp (posting, per-peer queues),
 // ofi_progress.cpp (completions, sleep, interrupt, close), ofi_receive.cpp (packets, reassembly,
 // liveness), ofi_bulk.cpp (memory regions, get/put), fabric.cpp (provider choice, address text),
-// wire.hpp (formats). Locking order: post_mutex_, then tx_mutex_ or ops_mutex_; peers_mutex_ and
-// regions' table mutex are leaves.
+// wire.hpp (formats). Locking order: post_mutex_, then tx_mutex_ or ops_mutex_; batched_mutex_,
+// then tx_mutex_; peers_mutex_ and regions' table mutex are leaves.
 
 #include <rdma/fabric.h>
 #include <rdma/fi_domain.h>
