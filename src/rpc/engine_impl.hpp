@@ -99,7 +99,8 @@ class EngineImpl final : public net::MessageHandler {
   net::Transport* transport_for(std::string_view scheme);
   Bulk make_bulk(std::shared_ptr<detail::Exposure> exposure, Access access);
   // Sleeps until one of several transports has work (their wait_fd()s in one epoll set), or
-  // until `timeout`; false when a transport has none and the caller must nap instead.
+  // until `timeout`. Returns 1 when a transport refused the sleep (work is pending), else 0;
+  // clears wait_epoll_usable_ when a transport has no wait_fd() (the caller naps instead).
   size_t wait_on_transports(std::chrono::nanoseconds timeout);
   net::Transport* transport_of(const net::PeerRef& peer);
   // Sends one message; batched (leaving with the next progress pass, in one write with the

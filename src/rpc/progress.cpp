@@ -102,9 +102,12 @@ size_t EngineImpl::wait_on_transports(std::chrono::nanoseconds timeout) {
     if (!transports_[i]->prepare_wait()) return 1;
   }
   epoll_event events[8];
-  int n = dango::detail::epoll_wait_for(wait_epoll_, events, 8,
-                                        std::chrono::ceil<std::chrono::microseconds>(timeout));
-  return n > 0 ? static_cast<size_t>(n) : 0;
+  dango::detail::epoll_wait_for(wait_epoll_, events, 8,
+                                std::chrono::ceil<std::chrono::microseconds>(timeout));
+  // A readable descriptor is not activity yet: the loop's next pass handles (and counts) what
+  // it announced. A transport that wakes its sleeper on a timer (ofi's naps) must not restart
+  // the polling window each time.
+  return 0;
 }
 
 }  // namespace dango::rpc

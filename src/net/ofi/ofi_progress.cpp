@@ -7,6 +7,7 @@
 #include <rdma/fi_eq.h>
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -22,6 +23,17 @@ namespace {
 constexpr int kCompletionBatch = 32;
 constexpr int kMaxCompletionBatches = 8;  // per progress pass, so that a flood cannot starve it
 constexpr auto kCloseLinger = std::chrono::milliseconds(250);
+// Naps of a CQ without wait object (OfiTransport::nap_). The engine naps only after its polling
+// window (10 ms by default) found nothing, so the first nap need not be shorter than this. Such
+// providers move data only while polled (manual data progress), and a peer's get/put of our
+// memory shows nothing here: naps are kept under kMaxNap, short enough for the socket buffers to
+// carry a transfer through them, during the kLongIdle after activity. Each nap costs a wake-up
+// (an idle server napping 2 ms used 1.6% of a CPU): after kLongIdle, naps grow to
+// kLongIdleMaxNap. While our own get/put is in flight, the transport does not nap at all.
+constexpr auto kMinNap = std::chrono::microseconds(200);
+constexpr auto kMaxNap = std::chrono::microseconds(500);
+constexpr auto kLongIdle = std::chrono::seconds(1);
+constexpr auto kLongIdleMaxNap = std::chrono::microseconds(10000);
 
 spdlog::logger& logger() {
   static const auto instance = dango::log::get("net");
@@ -131,6 +143,10 @@ size_t OfiTransport::progress(std::chrono::microseconds timeout) {
     if (has_deferred_.load(std::memory_order_acquire)) report_deferred_failures();
     auto now = std::chrono::steady_clock::now().time_since_epoch().count();
     if (now >= next_liveness_check_ && !closed_.load()) check_liveness(now);
+    if (handled > 0) {
+      nap_ = std::chrono::microseconds(0);
+      last_activity_ = std::chrono::steady_clock::now();
+    }
     if (handled > 0 || timeout.count() <= 0 || pass == 1 || closed_.load()) break;
     wait_for_work(timeout);
   }
@@ -146,10 +162,11 @@ void OfiTransport::wait_for_work(std::chrono::microseconds timeout) {
   auto wait = std::min<std::chrono::microseconds>(
       timeout, std::max(std::chrono::duration_cast<std::chrono::microseconds>(until_check),
                         std::chrono::microseconds(1000)));
-  const int ms = static_cast<int>(std::min<int64_t>((wait.count() + 999) / 1000, INT_MAX));
   waiting_.store(true);
+  bool maybe_woken = true;  // the eventfd may hold a count to clear
   // Pairs with interrupt(): either it sees waiting_ and writes the eventfd, or we see its flag.
-  if (!interrupt_pending_.exchange(false) && !has_queued_.load() && !has_batched_.load()) {
+  if (!interrupt_pending_.exchange(false) && !has_batched_.load() && limit_by_retry(wait) &&
+      may_nap()) {
     if (cq_fd_ >= 0) {
       fid* fids[] = {&cq_->fid};
       if (fi_trywait(fabric_, fids, 1) == FI_SUCCESS) {
@@ -158,22 +175,64 @@ void OfiTransport::wait_for_work(std::chrono::microseconds timeout) {
       }
     } else {
       pollfd wake{wake_fd_, POLLIN, 0};
-      ::poll(&wake, 1, std::min(ms, 1));  // no wait object: nap briefly, then poll the CQ again
+      const auto nap = next_nap(wait);
+      const timespec ts{static_cast<time_t>(nap.count() / 1000000),
+                        static_cast<long>(nap.count() % 1000000) * 1000};
+      // A nap that ran its course saves the read (a count written after it is read next time).
+      maybe_woken = ::ppoll(&wake, 1, &ts, nullptr) != 0;
     }
   }
   waiting_.store(false);
-  uint64_t value;
-  [[maybe_unused]] auto r = ::read(wake_fd_, &value, sizeof value);
+  if (maybe_woken) {
+    uint64_t value;
+    [[maybe_unused]] auto r = ::read(wake_fd_, &value, sizeof value);
+  }
   interrupt_pending_.store(false);
 }
 
+bool OfiTransport::may_nap() {
+  if (cq_fd_ >= 0) return true;
+  std::lock_guard lock(ops_mutex_);
+  return pieces_.empty();
+}
+
+bool OfiTransport::limit_by_retry(std::chrono::microseconds& wait) const {
+  if (!has_queued_.load()) return true;
+  const int64_t until = next_retry_.load(std::memory_order_relaxed) -
+                        std::chrono::steady_clock::now().time_since_epoch().count();
+  if (until <= 0) return false;
+  wait = std::min(wait,
+                  std::chrono::ceil<std::chrono::microseconds>(std::chrono::nanoseconds(until)));
+  return true;
+}
+
+std::chrono::microseconds OfiTransport::next_nap(std::chrono::microseconds limit) {
+  const bool long_idle = std::chrono::steady_clock::now() - last_activity_ > kLongIdle;
+  nap_ = std::clamp<std::chrono::microseconds>(nap_ * 2, kMinNap,
+                                               long_idle ? kLongIdleMaxNap : kMaxNap);
+  return std::min(nap_, limit);
+}
+
 bool OfiTransport::prepare_wait() {
-  if (closed_.load() || has_queued_.load() || has_batched_.load() || cq_fd_ < 0) return false;
+  auto wake_after = std::chrono::microseconds::max();
+  if (closed_.load() || has_batched_.load() || !limit_by_retry(wake_after) || !may_nap()) {
+    return false;
+  }
   waiting_.store(true);
   if (interrupt_pending_.exchange(false)) {
     waiting_.store(false);
     return false;
   }
+  if (cq_fd_ < 0) wake_after = next_nap(wake_after);
+  // The timer ends the caller's sleep for a nap or a retry; re-arming it (or disarming it: a zero
+  // time) also clears what it announced before.
+  itimerspec when{};
+  if (wake_after != std::chrono::microseconds::max()) {
+    when.it_value.tv_sec = static_cast<time_t>(wake_after.count() / 1000000);
+    when.it_value.tv_nsec = static_cast<long>(wake_after.count() % 1000000) * 1000;
+  }
+  if (::timerfd_settime(nap_fd_, 0, &when, nullptr) != 0) return false;
+  if (cq_fd_ < 0) return true;
   fid* fids[] = {&cq_->fid};
   return fi_trywait(fabric_, fids, 1) == FI_SUCCESS;
 }

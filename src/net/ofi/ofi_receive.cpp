@@ -101,7 +101,7 @@ size_t OfiTransport::handle_packet(std::span<const std::byte> packet) {
   }
   peer->lost.store(false, std::memory_order_relaxed);
   if (header.type < static_cast<uint8_t>(PacketType::kMessage) ||
-      header.type > static_cast<uint8_t>(PacketType::kPong)) {
+      header.type > static_cast<uint8_t>(PacketType::kMessages)) {
     return garbage("unknown packet type");
   }
   return handle_in_order(peer, header, packet);
@@ -179,8 +179,44 @@ size_t OfiTransport::dispatch(const std::shared_ptr<OfiPeer>& from, const Packet
       return 0;
     case PacketType::kPong:
       return 0;
+    case PacketType::kMessages:
+      if (payload.size() != header.message_length) {
+        logger().warn("{} transport: dropping a malformed batch from {}: its length does not match",
+                      scheme_, from->address_);
+        return 0;
+      }
+      return take_messages(from, payload);
   }
   return 0;
+}
+
+size_t OfiTransport::take_messages(const std::shared_ptr<OfiPeer>& from,
+                                   std::span<const std::byte> payload) {
+  OfiPeer& peer = *from;
+  if (peer.partial) {
+    logger().warn("{} transport: dropping a malformed message from {}: a message was cut short",
+                  scheme_, peer.address_);
+    peer.partial.reset();
+    peer.partial_length = peer.partial_filled = 0;
+  }
+  peer.discarding = false;
+  peer.last_traffic.store(now_ns(), std::memory_order_relaxed);
+  size_t handled = 0;
+  while (!payload.empty() && !closed_.load()) {
+    BatchLength length = 0;
+    if (payload.size() < sizeof length) break;
+    std::memcpy(&length, payload.data(), sizeof length);
+    payload = payload.subspan(sizeof length);
+    if (length > payload.size() || length > options_.max_message_size) break;
+    if (handler_ != nullptr) handler_->on_message(from, payload.first(length));
+    payload = payload.subspan(length);
+    ++handled;
+  }
+  if (!payload.empty() && !closed_.load()) {
+    logger().warn("{} transport: dropping the rest of a malformed batch from {}", scheme_,
+                  peer.address_);
+  }
+  return handled;
 }
 
 size_t OfiTransport::take_message_part(const std::shared_ptr<OfiPeer>& from,

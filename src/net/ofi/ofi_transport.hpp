@@ -2,7 +2,9 @@
 // The libfabric transport, "ofi+<provider>://": one reliable-datagram endpoint (FI_EP_RDM) per
 // transport; messages are libfabric messages into pre-posted receive buffers, split into packets
 // when larger than a packet (wire.hpp); get/put are fi_read/fi_write on memory registered once
-// per region; one completion queue, drained by progress(), sleeps on its wait object.
+// per region; one completion queue, drained by progress(). An idle transport sleeps on the
+// CQ's wait object, or, for providers whose wait object slows every message (tcp, see
+// kPolledProviders in ofi_transport.cpp), in naps between polls of a CQ without one.
 //
 // Peers are known by their endpoint name, which every packet carries, so a receiver can answer
 // a sender it never looked up. RDM endpoints hide connections, so peer loss is found two ways: a
@@ -14,8 +16,8 @@
 // Files: ofi_transport.cpp (setup, peers, send), ofi_post.cpp (posting, per-peer queues),
 // ofi_progress.cpp (completions, sleep, interrupt, close), ofi_receive.cpp (packets, reassembly,
 // liveness), ofi_bulk.cpp (memory regions, get/put), fabric.cpp (provider choice, address text),
-// wire.hpp (formats). Locking order: post_mutex_, then tx_mutex_ or ops_mutex_; peers_mutex_ and
-// regions' table mutex are leaves.
+// wire.hpp (formats). Locking order: post_mutex_, then tx_mutex_ or ops_mutex_; batched_mutex_,
+// then tx_mutex_; peers_mutex_ and regions' table mutex are leaves.
 
 #include <rdma/fabric.h>
 #include <rdma/fi_domain.h>
@@ -89,6 +91,9 @@ class OfiPeer final : public Peer {
   // in order, and since when the first of them has waited (steady-clock ns).
   std::deque<OpContext*> queued;
   int64_t queued_since = 0;
+  // No post is retried before then (steady-clock ns): a queue that does not move is retried less
+  // and less often, since every retry to a dead process is a new connection attempt for rxm.
+  int64_t retry_at = 0;
   uint64_t next_sequence = 0;  // of the next packet posted to the peer
   bool in_backlog = false;  // listed in the transport's backlog_
   bool refused_this_turn = false;  // drain_post_queue(): the provider said FI_EAGAIN this pass
@@ -101,6 +106,7 @@ struct TxBuffer : OpContext {
   size_t length = 0;
   std::shared_ptr<OfiPeer> peer;
   bool may_inject = false;
+  bool batch = false;  // a kMessages packet still open to more messages (in batched_)
   // Pool bookkeeping, guarded by the transport's tx_mutex_.
   bool in_use = false;
   size_t slot = 0;  // index in the transport's tx_all_
@@ -200,7 +206,7 @@ class OfiTransport final : public Transport {
            MemoryRegion& local, size_t local_offset, size_t size, Completion* done) override;
   size_t progress(std::chrono::microseconds timeout) override;
   void interrupt() override;
-  int wait_fd() const override { return cq_fd_ >= 0 ? epoll_fd_ : -1; }
+  int wait_fd() const override { return epoll_fd_; }
   bool prepare_wait() override;
   void close() override;
 
@@ -228,6 +234,10 @@ class OfiTransport final : public Transport {
   void release_tx(TxBuffer* tx);
   TxBuffer* make_packet(const std::shared_ptr<OfiPeer>& peer, PacketType type,
                         uint64_t message_length, uint64_t offset);
+  // Appends a message to the kMessages packet at the end of batched_ when it is the peer's and
+  // has room, else to a new one; false when the message is too large for a batch.
+  bool append_to_batch(const std::shared_ptr<OfiPeer>& peer,
+                       std::span<const std::span<const std::byte>> parts, size_t total);
   // Copies a message into packets (`single` when one suffices, else `many`).
   std::span<TxBuffer*> split_into_packets(const std::shared_ptr<OfiPeer>& peer,
                                           std::span<const std::span<const std::byte>> parts,
@@ -252,6 +262,14 @@ class OfiTransport final : public Transport {
   size_t poll_completions();
   size_t handle_error_completion();
   void wait_for_work(std::chrono::microseconds timeout);
+  // The next nap of a CQ without wait object (see nap_): at most `limit`, and grows.
+  std::chrono::microseconds next_nap(std::chrono::microseconds limit);
+  // False while a CQ without wait object has get/put pieces in flight: their data moves only
+  // while the CQ is polled.
+  bool may_nap();
+  // With posts queued: false when a retry is due now (do not sleep), else shortens `wait` to end
+  // at the next retry.
+  bool limit_by_retry(std::chrono::microseconds& wait) const;
   void linger();
   void teardown();
 
@@ -264,6 +282,7 @@ class OfiTransport final : public Transport {
                   std::span<const std::byte> payload);
   size_t take_message_part(const std::shared_ptr<OfiPeer>& from, const PacketHeader& header,
                            std::span<const std::byte> payload);
+  size_t take_messages(const std::shared_ptr<OfiPeer>& from, std::span<const std::byte> payload);
   void repost(RxBuffer& rx);
   // Handles a completed receive (length 0 after a failed one) and reposts the buffer.
   size_t receive_completed(RxBuffer& rx, size_t length);
@@ -316,9 +335,15 @@ class OfiTransport final : public Transport {
   size_t inject_size_ = 0;
   size_t max_rma_ = 0;
 
-  int epoll_fd_ = -1;  // the CQ's wait fd and wake_fd_
+  int epoll_fd_ = -1;  // wake_fd_, nap_fd_ and the CQ's wait fd if any
   int wake_fd_ = -1;   // eventfd written by interrupt()
-  int cq_fd_ = -1;     // -1 when the provider offers no wait object: progress naps instead
+  int cq_fd_ = -1;     // -1 when the CQ has no wait object: idle progress naps instead
+  int nap_fd_ = -1;    // timerfd ending a sleep on wait_fd() for a nap or a retry of a post
+  // Length of the next nap: from kMinNap after activity, doubled by each nap that found
+  // nothing, up to kMaxNap (kLongIdleMaxNap once idle for kLongIdle; see ofi_progress.cpp): a
+  // message to an idle transport waits up to that long. Progress thread only.
+  std::chrono::microseconds nap_{0};
+  std::chrono::steady_clock::time_point last_activity_{};  // of progress(); progress thread only
   std::atomic<bool> waiting_{false};
   std::atomic<bool> interrupt_pending_{false};
 
@@ -348,6 +373,8 @@ class OfiTransport final : public Transport {
   std::mutex post_mutex_;
   std::vector<std::shared_ptr<OfiPeer>> backlog_;  // peers with queued operations
   std::atomic<bool> has_queued_{false};
+  // While has_queued_: when the earliest retry of a backlog peer is due (steady-clock ns).
+  std::atomic<int64_t> next_retry_{0};
   std::mutex batched_mutex_;
   std::vector<TxBuffer*> batched_;
   std::atomic<bool> has_batched_{false};

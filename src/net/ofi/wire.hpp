@@ -5,7 +5,9 @@
 //
 // A packet is [PacketHeader][sender name][payload]. A user message that does not fit in one
 // packet (the transport's packet size, at most the provider's max_msg_size) travels as
-// consecutive packets of the same message, each carrying its offset. Every packet to a peer
+// consecutive packets of the same message, each carrying its offset. Small messages batched to
+// one peer (SendMode::kBatched) share a packet: its payload is a sequence of [uint32 length]
+// [message], so that N outstanding RPCs cost one provider send instead of N. Every packet to a peer
 // carries the next number of that sender's stream to it: the receiver handles a sender's packets
 // in that order whatever order the provider completes them in (rxm completes a message moved by
 // rendezvous after the smaller ones behind it), and one sender's unfinished packet (a process that
@@ -22,13 +24,15 @@
 namespace dango::net::ofi {
 
 constexpr uint32_t kPacketMagic = 0x49464f44;  // "DOFI"
-constexpr uint8_t kWireVersion = 2;
+constexpr uint8_t kWireVersion = 3;
 
 enum class PacketType : uint8_t {
   kMessage = 1,  // (part of) a user message
   kPing = 2,     // liveness probe; answered with kPong, never shown to the user
   kPong = 3,
+  kMessages = 4,  // whole user messages, each preceded by its length (a BatchLength)
 };
+using BatchLength = uint32_t;
 
 // Sender flags.
 constexpr uint8_t kSenderListens = 1;  // the sender's name is a listening address
@@ -44,7 +48,7 @@ struct PacketHeader {
   // The receiver's incarnation as last seen by the sender (0: unknown). A packet the provider
   // held back while the receiver restarted carries the old one and is dropped.
   uint64_t destination = 0;
-  uint64_t message_length = 0;  // bytes of the whole user message
+  uint64_t message_length = 0;  // bytes of the whole user message (kMessages: of the payload)
   uint64_t offset = 0;          // where this packet's payload goes in the message
   // Position in the sender's stream of packets to this receiver, from 0. A sender that gave the
   // receiver up for lost (and dropped what it had not sent) starts a new stream at 0.
