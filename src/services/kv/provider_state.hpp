@@ -74,9 +74,14 @@ class ProviderState {
   // came by bulk. Throws kv::Error.
   KeyBatch read_keys(const rpc::Request& request, const protocol::Keys& keys,
                      const Backend& backend) const;
+  // The longest key accepted into `backend`.
+  size_t key_limit(const Backend& backend) const;
+  // Checks that the keys are non-empty and within key_limit (throws kv::Error naming the first
+  // that is not, through check_key).
+  void check_keys(std::span<const std::string_view> keys, const Backend& backend) const;
   void check_key(std::string_view key, size_t index, const Backend& backend) const;
   // Checks the keys and value sizes of a put (throws kv::Error).
-  void check_items(std::span<const std::string_view> keys, std::span<const size_t> value_sizes,
+  void check_items(std::span<const std::string_view> keys, const protocol::Sizes& value_sizes,
                    const Backend& backend) const;
   // Writes a put whose bytes are in the caller's bulk part by part (kPutPartBytes).
   void put_in_parts(const rpc::Request& request, const protocol::PutArgs& args, size_t key_bytes,
