@@ -217,7 +217,7 @@ p::PutReply ProviderState::put(const rpc::Request& request, const p::PutArgs& ar
       split(key_span, args.key_sizes, keys);
       split(value_span, args.value_sizes, values);
       check_items(keys, args.value_sizes, *backend);
-      throw_if_failed(backend->put(keys, values, args.mode, applied));
+      write(*backend, keys, values, args.mode, applied);
     }
     const bool conditional = args.mode == PutMode::NewOnly || args.mode == PutMode::ExistOnly;
     if (conditional) reply.applied = std::move(applied);
@@ -262,9 +262,38 @@ void ProviderState::put_in_parts(const rpc::Request& request, const p::PutArgs& 
     std::span<const std::byte> bytes =
         k == 0 ? first.bytes().subspan(key_bytes) : ring[(k - 1) % ring.size()].bytes();
     split(bytes.first(part.bytes), args.value_sizes, part.begin, part.end, values);
-    throw_if_failed(backend.put(std::span(keys).subspan(part.begin, values.size()), values,
-                                args.mode, part_applied));
+    write(backend, std::span(keys).subspan(part.begin, values.size()), values, args.mode,
+          part_applied);
     std::copy(part_applied.begin(), part_applied.end(), applied.begin() + part.begin);
+  }
+}
+
+void ProviderState::write(Backend& backend, std::span<const std::string_view> keys,
+                          std::span<const std::string_view> values, PutMode mode,
+                          std::vector<bool>& applied) const {
+  if (!backend.accepts_short_writes()) {
+    throw_if_failed(backend.put(keys, values, mode, applied));
+    return;
+  }
+  applied.assign(keys.size(), true);
+  std::vector<bool> slice_applied;
+  size_t begin = 0;
+  while (begin < keys.size()) {
+    // The slice ends once it holds kPutSliceBytes (it always holds at least one item).
+    size_t end = begin, bytes = 0;
+    while (end < keys.size() && (end == begin || bytes < kPutSliceBytes)) {
+      bytes += keys[end].size() + values[end].size();
+      ++end;
+    }
+    if (begin > 0) thread::this_ult::yield();  // receive what arrived meanwhile
+    if (begin == 0 && end == keys.size()) {
+      throw_if_failed(backend.put(keys, values, mode, applied));
+      return;
+    }
+    throw_if_failed(backend.put(keys.subspan(begin, end - begin),
+                                values.subspan(begin, end - begin), mode, slice_applied));
+    std::copy(slice_applied.begin(), slice_applied.end(), applied.begin() + begin);
+    begin = end;
   }
 }
 

@@ -32,6 +32,12 @@ namespace dango::kv {
 inline constexpr size_t kPutPartBytes = size_t{4} << 20;
 // Parts being pulled while one is written. Keeping 3 or 4 in flight measured no better than 1.
 inline constexpr size_t kPutPartsAhead = 1;
+// A store that accepts short writes (Backend::accepts_short_writes) gets a large put as writes
+// of about this many bytes of keys and values, and the handler yields between them: the
+// provider's stream then keeps reading what its clients send meanwhile (the next requests and
+// the bytes of pulls in flight) instead of leaving them in the socket, whose buffer fills in
+// well under a millisecond at loopback speed and then stalls the sender until the store is done.
+inline constexpr size_t kPutSliceBytes = size_t{256} << 10;
 
 // A request's keys, checked and ready for the backend; owns pulled bytes when they came by bulk.
 struct KeyBatch {
@@ -83,6 +89,11 @@ class ProviderState {
   // Checks the keys and value sizes of a put (throws kv::Error).
   void check_items(std::span<const std::string_view> keys, const protocol::Sizes& value_sizes,
                    const Backend& backend) const;
+  // Writes values[i] under keys[i] (checked), in slices of kPutSliceBytes with a yield between
+  // them when the store accepts short writes, else in one put. Throws kv::Error.
+  void write(Backend& backend, std::span<const std::string_view> keys,
+             std::span<const std::string_view> values, PutMode mode,
+             std::vector<bool>& applied) const;
   // Writes a put whose bytes are in the caller's bulk part by part (kPutPartBytes).
   void put_in_parts(const rpc::Request& request, const protocol::PutArgs& args, size_t key_bytes,
                     Backend& backend, std::vector<bool>& applied) const;
