@@ -100,6 +100,8 @@ class Backend {
   // few hundred KiB (default false), yielding its execution stream between them so that the
   // network keeps flowing while the store works. True only for a store whose writes cost in
   // proportion to their bytes, with no fixed cost per write worth counting (no commit to disk).
+  // (RocksDB, even without sync, measured slower so: 4 MiB batches of 4 KiB values went from
+  // 156K to 144-151K items/s over tcp written in 16 writes instead of one.)
   virtual bool accepts_short_writes() const { return false; }
 
   // Writes values[i] under keys[i] as `mode` says; applied[i] tells whether it was written

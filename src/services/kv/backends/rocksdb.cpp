@@ -96,9 +96,6 @@ class RocksDbBackend final : public Backend {
   }
 
   std::string_view type() const override { return "rocksdb"; }
-  // Without sync a write appends to the log and the memtable, in proportion to its bytes; with
-  // sync each write waits for its own fsync.
-  bool accepts_short_writes() const override { return !sync_; }
 
   nlohmann::json config() const override {
     std::string compression;
