@@ -37,6 +37,9 @@ inline constexpr size_t kPutPartsAhead = 1;
 // provider's stream then keeps reading what its clients send meanwhile (the next requests and
 // the bytes of pulls in flight) instead of leaving them in the socket, whose buffer fills in
 // well under a millisecond at loopback speed and then stalls the sender until the store is done.
+// Measured with dango-bench kv over tcp (batches of 1,024, medians of 5 runs alternating with
+// slices off): map 4 KiB values 361K -> 436K items/s, 64 KiB 25K -> 28K; unordered_map 4 KiB
+// 303K -> 344K. Slices of 64 KiB and of 1 MiB measured the same as 256 KiB.
 inline constexpr size_t kPutSliceBytes = size_t{256} << 10;
 
 // A request's keys, checked and ready for the backend; owns pulled bytes when they came by bulk.
