@@ -66,7 +66,9 @@ namespace {
 // A handler running longer than this sends its reply at once instead of batching it with the
 // next progress pass (see run_handler): a write costs a few microseconds, while handlers queued
 // behind a long one (a batch of 1,024 puts takes hundreds) would hold its reply and leave the
-// caller with nothing in flight.
+// caller with nothing in flight. Measured with dango-bench kv over tcp (1,024-item puts of 64 B,
+// three outstanding; medians of 4 runs alternating with the flush off): unordered_map 3.35M ->
+// 4.00M items/s, rocksdb 1.68M -> 1.80M, map unchanged (3.81M, 3.76M).
 constexpr int64_t kLongHandlerNs = 20'000;
 
 std::shared_ptr<spdlog::logger> logger() {
