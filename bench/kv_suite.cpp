@@ -22,6 +22,9 @@
 //                          backends only)
 //   get_vs_rpc             the single 64 B get's median latency (us) over the median of an empty
 //                          RPC measured in the same run (baseline "empty_rpc")
+//
+// Environment: DANGO_BENCH_KV_BACKENDS=map,rocksdb measures only the backends named (default:
+// every registered one).
 
 #include <unistd.h>
 
@@ -29,6 +32,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <filesystem>
@@ -389,11 +393,20 @@ std::vector<std::pair<std::string, std::string>> measured_transports(const Optio
   return out;
 }
 
+// Whether `backend` is among those DANGO_BENCH_KV_BACKENDS names (all when it is unset).
+bool selected(const std::string& backend) {
+  const char* list = std::getenv("DANGO_BENCH_KV_BACKENDS");
+  if (list == nullptr || *list == '\0') return true;
+  const std::string names = std::string(",") + list + ",";
+  return names.find("," + backend + ",") != std::string::npos;
+}
+
 void run_kv_suite(const Options& options, Reporter& reporter) {
   const Plan plan = make_plan(options.quick);
   const auto transports = measured_transports(options);
   if (transports.empty()) return;
   for (const auto& backend : kv::available_backends()) {
+    if (!selected(backend.name)) continue;
     TempDir dir;
     const Cases direct = run_direct(backend, dir.path, plan);
     for (const auto& [transport, address] : transports) {

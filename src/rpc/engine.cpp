@@ -63,6 +63,14 @@ struct EngineImpl::IncomingRequest {
 
 namespace {
 
+// A handler running longer than this sends its reply at once instead of batching it with the
+// next progress pass (see run_handler): a write costs a few microseconds, while handlers queued
+// behind a long one (a batch of 1,024 puts takes hundreds) would hold its reply and leave the
+// caller with nothing in flight. Measured with dango-bench kv over tcp (1,024-item puts of 64 B,
+// three outstanding; medians of 4 runs alternating with the flush off): unordered_map 3.35M ->
+// 4.00M items/s, rocksdb 1.68M -> 1.80M, map unchanged (3.81M, 3.76M).
+constexpr int64_t kLongHandlerNs = 20'000;
+
 std::shared_ptr<spdlog::logger> logger() {
   static auto log = log::get("rpc");
   return log;
@@ -445,14 +453,18 @@ void EngineImpl::send_error(const net::PeerRef& to, const MessageHeader& request
 
 net::Status EngineImpl::send_message(net::Transport& transport, const net::PeerRef& to,
                                      std::span<const std::span<const std::byte>> parts,
-                                     size_t bytes) {
+                                     size_t bytes, bool flush) {
   // Batching copies the message: worth it for the small ones only.
   constexpr size_t kBatchLimit = 64 * 1024;
   if (bytes > kBatchLimit || thread::current_pool() != progress_pool_) {
     return transport.send(to, parts, net::SendMode::kNow);
   }
   net::Status status = transport.send(to, parts, net::SendMode::kBatched);
-  transport.interrupt();  // another stream of the pool may be asleep in progress(); cheap if not
+  if (flush) {
+    transport.flush();
+  } else {
+    transport.interrupt();  // another stream of the pool may be asleep in progress(); cheap if not
+  }
   return status;
 }
 
@@ -500,7 +512,7 @@ void EngineImpl::run_handler(IncomingRequest* request) {
   reply.resize(sizeof(MessageHeader));
   std::string error;
   const bool monitored = request->received_ns != 0;
-  const int64_t started_ns = monitored ? monotonic_ns() : 0;
+  const int64_t started_ns = monotonic_ns();
   if (monitored) {
     request->bulk_ns = 0;
     request->bulk_bytes = 0;
@@ -523,8 +535,11 @@ void EngineImpl::run_handler(IncomingRequest* request) {
     response.payload_size = static_cast<uint32_t>(reply.size() - sizeof response);
     std::memcpy(reply.data(), &response, sizeof response);
     std::span<const std::byte> parts[1] = {reply};
+    // The reply of a long handler leaves at once: the next progress pass may come only after
+    // the other handlers ready on this stream, and one write costs little next to the handler.
+    const bool long_handler = monotonic_ns() - started_ns > kLongHandlerNs;
     // A lost connection fails the caller's side; nothing more to do here.
-    send_message(*request->transport, request->peer, parts, reply.size());
+    send_message(*request->transport, request->peer, parts, reply.size(), long_handler);
   }
   if (monitored) report_request(*request, started_ns, !error.empty());
   release_request(request);

@@ -105,8 +105,10 @@ class EngineImpl final : public net::MessageHandler {
   net::Transport* transport_of(const net::PeerRef& peer);
   // Sends one message; batched (leaving with the next progress pass, in one write with the
   // others) when the caller is a ULT of the progress pool, which that pass follows shortly.
+  // With `flush`, the batched messages (this one and those before it) leave at once.
   net::Status send_message(net::Transport& transport, const net::PeerRef& to,
-                           std::span<const std::span<const std::byte>> parts, size_t bytes);
+                           std::span<const std::span<const std::byte>> parts, size_t bytes,
+                           bool flush = false);
   void progress_loop();
   void dispatch_request(const net::PeerRef& from, const detail::MessageHeader& header,
                         std::span<const std::byte> payload);

@@ -96,6 +96,13 @@ class Backend {
   // rather than the bytes (LevelDB: a write that fills the memtable makes a level-0 file, and
   // many such files stall writes), so that it gets the batch in one put.
   virtual bool accepts_puts_in_parts() const { return true; }
+  // Whether the provider may also hand a large put to the store as several short writes of a
+  // few hundred KiB (default false), yielding its execution stream between them so that the
+  // network keeps flowing while the store works. True only for a store whose writes cost in
+  // proportion to their bytes, with no fixed cost per write worth counting (no commit to disk).
+  // (RocksDB, even without sync, measured slower so: 4 MiB batches of 4 KiB values went from
+  // 156K to 144-151K items/s over tcp written in 16 writes instead of one.)
+  virtual bool accepts_short_writes() const { return false; }
 
   // Writes values[i] under keys[i] as `mode` says; applied[i] tells whether it was written
   // (always true for Overwrite and Append). Keys and values are already validated.

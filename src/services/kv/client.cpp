@@ -40,7 +40,7 @@ rpc::Bulk expose_readonly(rpc::Engine& engine, std::span<const std::span<const s
 
 p::Keys make_keys(const DatabaseState& state, std::span<const std::byte> bytes,
                   std::span<const size_t> sizes) {
-  p::Keys keys{.sizes = {sizes.begin(), sizes.end()}};
+  p::Keys keys{.sizes = sizes};
   if (state.use_bulk(bytes.size())) {
     const std::span<const std::byte> parts[] = {bytes};
     keys.bulk = expose_readonly(*state.engine, parts);

@@ -12,8 +12,8 @@ p::PutArgs make_put(const DatabaseState& state, std::span<const std::byte> keys,
                     std::span<const size_t> value_sizes, PutMode mode) {
   p::PutArgs args{.db = state.id,
                   .mode = mode,
-                  .key_sizes = {key_sizes.begin(), key_sizes.end()},
-                  .value_sizes = {value_sizes.begin(), value_sizes.end()}};
+                  .key_sizes = key_sizes,
+                  .value_sizes = value_sizes};
   if (state.put_uses_bulk(keys.size() + values.size(), value_sizes)) {
     const std::span<const std::byte> parts[] = {keys, values};
     args.bulk = expose_readonly(*state.engine, parts);

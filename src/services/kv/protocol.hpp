@@ -9,6 +9,7 @@
 // client, while a failure of the RPC itself stays a dango::RemoteError.
 
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <optional>
 #include <span>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "dango/rpc/bulk.hpp"
+#include "dango/rpc/serialize.hpp"
 #include "dango/services/kv/errors.hpp"
 #include "dango/services/kv/types.hpp"
 
@@ -46,10 +48,40 @@ struct WireStatus {
   }
 };
 
+// The sizes of a batch's items. On the wire they are the bytes of a std::vector<uint64_t> (a u32
+// count, then the sizes), but both sides use them in place: the client sends its own span, the
+// provider reads them inside the message, so a batch of a million items neither copies nor
+// allocates its sizes. A view: what it points into must outlive it.
+class Sizes {
+ public:
+  Sizes() = default;
+  Sizes(std::span<const size_t> sizes)  // NOLINT: implicit, a span of sizes is what it carries
+      : bytes_(std::as_bytes(sizes)) {}
+  size_t size() const { return bytes_.size() / sizeof(uint64_t); }
+  bool empty() const { return bytes_.empty(); }
+  // The i-th size (the bytes in a message need not be aligned).
+  size_t operator[](size_t i) const {
+    uint64_t size;
+    std::memcpy(&size, bytes_.data() + i * sizeof size, sizeof size);
+    return size;
+  }
+  void save(rpc::OutputArchive& ar) const {
+    ar.write_length(size());
+    ar.write_bytes(bytes_);
+  }
+  void load(rpc::InputArchive& ar) {
+    bytes_ = ar.read_bytes(ar.read_length(sizeof(uint64_t)) * sizeof(uint64_t));
+  }
+
+ private:
+  static_assert(sizeof(size_t) == sizeof(uint64_t), "sizes travel as 8-byte integers");
+  std::span<const std::byte> bytes_{};
+};
+
 // Keys of a batch: `bytes` holds them back to back, `sizes` their lengths. When `bulk` is set,
 // the bytes are not in the message but in the client's memory (bulk offset 0).
 struct Keys {
-  std::vector<size_t> sizes{};
+  Sizes sizes{};
   std::span<const std::byte> bytes{};
   std::optional<rpc::Bulk> bulk{};
   template <class A>
@@ -72,8 +104,8 @@ struct OpenReply {
 struct PutArgs {
   DatabaseId db = 0;
   PutMode mode = PutMode::Overwrite;
-  std::vector<size_t> key_sizes{};
-  std::vector<size_t> value_sizes{};
+  Sizes key_sizes{};
+  Sizes value_sizes{};
   std::span<const std::byte> keys{};
   std::span<const std::byte> values{};
   std::optional<rpc::Bulk> bulk{};

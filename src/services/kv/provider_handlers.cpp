@@ -14,27 +14,31 @@ namespace p = protocol;
 
 namespace {
 
-size_t sum(const std::vector<size_t>& sizes) {
+size_t sum(const p::Sizes& sizes) {
   size_t total = 0;
-  for (size_t s : sizes) {
-    if (s > std::numeric_limits<size_t>::max() - total) {
-      throw Error(ErrorCode::InvalidArgument, "sizes in the request overflow");
-    }
-    total += s;
+  bool overflow = false;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    overflow |= __builtin_add_overflow(total, sizes[i], &total);
   }
+  if (overflow) throw Error(ErrorCode::InvalidArgument, "sizes in the request overflow");
   return total;
 }
 
-// Splits `bytes` into views of `sizes` (whose sum is bytes.size()).
-void split(std::span<const std::byte> bytes, std::span<const size_t> sizes,
+// Splits `bytes` into views of sizes[begin, end) (whose sum is bytes.size()).
+void split(std::span<const std::byte> bytes, const p::Sizes& sizes, size_t begin, size_t end,
            std::vector<std::string_view>& out) {
-  out.clear();
-  out.reserve(sizes.size());
+  out.resize(end - begin);
   const char* at = reinterpret_cast<const char*>(bytes.data());
-  for (size_t s : sizes) {
-    out.emplace_back(at, s);
-    at += s;
+  for (size_t i = begin; i < end; ++i) {
+    const size_t size = sizes[i];
+    out[i - begin] = std::string_view(at, size);
+    at += size;
   }
+}
+
+void split(std::span<const std::byte> bytes, const p::Sizes& sizes,
+           std::vector<std::string_view>& out) {
+  split(bytes, sizes, 0, sizes.size(), out);
 }
 
 std::string quoted(std::string_view key) {
@@ -66,7 +70,7 @@ struct PutPart {
 };
 
 // Cuts a put's values into parts of at most kPutPartBytes (a larger value is a part alone).
-std::vector<PutPart> plan_parts(std::span<const size_t> value_sizes) {
+std::vector<PutPart> plan_parts(const p::Sizes& value_sizes) {
   std::vector<PutPart> parts;
   PutPart part;
   for (size_t i = 0; i < value_sizes.size(); ++i) {
@@ -96,11 +100,23 @@ struct JoinOnExit {
 
 }  // namespace
 
+size_t ProviderState::key_limit(const Backend& backend) const {
+  return std::min(options_.max_key_size, backend.max_key_size());
+}
+
+void ProviderState::check_keys(std::span<const std::string_view> keys,
+                               const Backend& backend) const {
+  const size_t limit = key_limit(backend);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (keys[i].empty() || keys[i].size() > limit) check_key(keys[i], i, backend);
+  }
+}
+
 void ProviderState::check_key(std::string_view key, size_t index, const Backend& backend) const {
   if (key.empty()) {
     throw Error(ErrorCode::InvalidArgument, "empty key (at index " + std::to_string(index) + ")");
   }
-  const size_t limit = std::min(options_.max_key_size, backend.max_key_size());
+  const size_t limit = key_limit(backend);
   if (key.size() > limit) {
     throw Error(ErrorCode::SizeLimit,
                 "key " + quoted(key) + " has " + std::to_string(key.size()) +
@@ -135,7 +151,7 @@ KeyBatch ProviderState::read_keys(const rpc::Request& request, const p::Keys& ke
                                                 std::to_string(bytes.size()));
   }
   split(bytes, keys.sizes, batch.keys);
-  for (size_t i = 0; i < batch.keys.size(); ++i) check_key(batch.keys[i], i, backend);
+  check_keys(batch.keys, backend);
   return batch;
 }
 
@@ -152,9 +168,10 @@ p::OpenReply ProviderState::open(const std::string& name) {
 }
 
 void ProviderState::check_items(std::span<const std::string_view> keys,
-                                std::span<const size_t> value_sizes, const Backend& backend) const {
+                                const p::Sizes& value_sizes, const Backend& backend) const {
+  const size_t limit = key_limit(backend);
   for (size_t i = 0; i < keys.size(); ++i) {
-    check_key(keys[i], i, backend);
+    if (keys[i].empty() || keys[i].size() > limit) check_key(keys[i], i, backend);
     if (value_sizes[i] > options_.max_value_size) {
       throw Error(ErrorCode::SizeLimit, "value of key " + quoted(keys[i]) + " has " +
                                             std::to_string(value_sizes[i]) +
@@ -200,7 +217,7 @@ p::PutReply ProviderState::put(const rpc::Request& request, const p::PutArgs& ar
       split(key_span, args.key_sizes, keys);
       split(value_span, args.value_sizes, values);
       check_items(keys, args.value_sizes, *backend);
-      throw_if_failed(backend->put(keys, values, args.mode, applied));
+      write(*backend, keys, values, args.mode, applied);
     }
     const bool conditional = args.mode == PutMode::NewOnly || args.mode == PutMode::ExistOnly;
     if (conditional) reply.applied = std::move(applied);
@@ -244,12 +261,39 @@ void ProviderState::put_in_parts(const rpc::Request& request, const p::PutArgs& 
     if (k > 0) pulls[k].ult.join();
     std::span<const std::byte> bytes =
         k == 0 ? first.bytes().subspan(key_bytes) : ring[(k - 1) % ring.size()].bytes();
-    const auto sizes =
-        std::span<const size_t>(args.value_sizes).subspan(part.begin, part.end - part.begin);
-    split(bytes.first(part.bytes), sizes, values);
-    throw_if_failed(backend.put(std::span(keys).subspan(part.begin, values.size()), values,
-                                args.mode, part_applied));
+    split(bytes.first(part.bytes), args.value_sizes, part.begin, part.end, values);
+    write(backend, std::span(keys).subspan(part.begin, values.size()), values, args.mode,
+          part_applied);
     std::copy(part_applied.begin(), part_applied.end(), applied.begin() + part.begin);
+  }
+}
+
+void ProviderState::write(Backend& backend, std::span<const std::string_view> keys,
+                          std::span<const std::string_view> values, PutMode mode,
+                          std::vector<bool>& applied) const {
+  if (!backend.accepts_short_writes()) {
+    throw_if_failed(backend.put(keys, values, mode, applied));
+    return;
+  }
+  applied.assign(keys.size(), true);
+  std::vector<bool> slice_applied;
+  size_t begin = 0;
+  while (begin < keys.size()) {
+    // The slice ends once it holds kPutSliceBytes (it always holds at least one item).
+    size_t end = begin, bytes = 0;
+    while (end < keys.size() && (end == begin || bytes < kPutSliceBytes)) {
+      bytes += keys[end].size() + values[end].size();
+      ++end;
+    }
+    if (begin > 0) thread::this_ult::yield();  // receive what arrived meanwhile
+    if (begin == 0 && end == keys.size()) {
+      throw_if_failed(backend.put(keys, values, mode, applied));
+      return;
+    }
+    throw_if_failed(backend.put(keys.subspan(begin, end - begin),
+                                values.subspan(begin, end - begin), mode, slice_applied));
+    std::copy(slice_applied.begin(), slice_applied.end(), applied.begin() + begin);
+    begin = end;
   }
 }
 

@@ -32,6 +32,15 @@ namespace dango::kv {
 inline constexpr size_t kPutPartBytes = size_t{4} << 20;
 // Parts being pulled while one is written. Keeping 3 or 4 in flight measured no better than 1.
 inline constexpr size_t kPutPartsAhead = 1;
+// A store that accepts short writes (Backend::accepts_short_writes) gets a large put as writes
+// of about this many bytes of keys and values, and the handler yields between them: the
+// provider's stream then keeps reading what its clients send meanwhile (the next requests and
+// the bytes of pulls in flight) instead of leaving them in the socket, whose buffer fills in
+// well under a millisecond at loopback speed and then stalls the sender until the store is done.
+// Measured with dango-bench kv over tcp (batches of 1,024, medians of 5 runs alternating with
+// slices off): map 4 KiB values 361K -> 436K items/s, 64 KiB 25K -> 28K; unordered_map 4 KiB
+// 303K -> 344K. Slices of 64 KiB and of 1 MiB measured the same as 256 KiB.
+inline constexpr size_t kPutSliceBytes = size_t{256} << 10;
 
 // A request's keys, checked and ready for the backend; owns pulled bytes when they came by bulk.
 struct KeyBatch {
@@ -74,10 +83,20 @@ class ProviderState {
   // came by bulk. Throws kv::Error.
   KeyBatch read_keys(const rpc::Request& request, const protocol::Keys& keys,
                      const Backend& backend) const;
+  // The longest key accepted into `backend`.
+  size_t key_limit(const Backend& backend) const;
+  // Checks that the keys are non-empty and within key_limit (throws kv::Error naming the first
+  // that is not, through check_key).
+  void check_keys(std::span<const std::string_view> keys, const Backend& backend) const;
   void check_key(std::string_view key, size_t index, const Backend& backend) const;
   // Checks the keys and value sizes of a put (throws kv::Error).
-  void check_items(std::span<const std::string_view> keys, std::span<const size_t> value_sizes,
+  void check_items(std::span<const std::string_view> keys, const protocol::Sizes& value_sizes,
                    const Backend& backend) const;
+  // Writes values[i] under keys[i] (checked), in slices of kPutSliceBytes with a yield between
+  // them when the store accepts short writes, else in one put. Throws kv::Error.
+  void write(Backend& backend, std::span<const std::string_view> keys,
+             std::span<const std::string_view> values, PutMode mode,
+             std::vector<bool>& applied) const;
   // Writes a put whose bytes are in the caller's bulk part by part (kPutPartBytes).
   void put_in_parts(const rpc::Request& request, const protocol::PutArgs& args, size_t key_bytes,
                     Backend& backend, std::vector<bool>& applied) const;

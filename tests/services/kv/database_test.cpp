@@ -345,6 +345,27 @@ TEST_P(KvDatabase, BatchesLargerThanAPartArriveWhole) {
   }
 }
 
+// About 1.5 MiB: written in several slices (kPutSliceBytes = 256 KiB) by a store that accepts
+// short writes, in one put by the others.
+TEST_P(KvDatabase, ABatchOfManySlicesKeepsItsOrderAndModesAcrossThem) {
+  BigBatch batch;
+  for (size_t i = 0; i < 600; ++i) {
+    batch.add("slice/" + std::to_string(i), std::string(2500, static_cast<char>('a' + i % 26)));
+  }
+  batch.add("slice/0", "+tail");  // the same key again, in the last slice
+  auto applied = db_.put_packed(bytes_of(batch.keys), batch.key_sizes, bytes_of(batch.values),
+                                batch.value_sizes, {.mode = PutMode::Append});
+  EXPECT_EQ(applied, std::vector<bool>(601, true));
+  EXPECT_EQ(db_.count(), 600u);
+  EXPECT_EQ(db_.get("slice/0"), std::string(2500, 'a') + "+tail");
+  EXPECT_EQ(db_.get("slice/599"), std::string(2500, static_cast<char>('a' + 599 % 26)));
+  // Under NewOnly every key of every slice is refused now, and nothing changes.
+  applied = db_.put_packed(bytes_of(batch.keys), batch.key_sizes, bytes_of(batch.values),
+                           batch.value_sizes, {.mode = PutMode::NewOnly});
+  EXPECT_EQ(applied, std::vector<bool>(601, false));
+  EXPECT_EQ(db_.get("slice/0"), std::string(2500, 'a') + "+tail");
+}
+
 TEST_P(KvDatabase, AnInvalidKeyAtTheEndOfALargeBatchWritesNothing) {
   BigBatch batch = big_batch(1800);
   batch.add(std::string(5000, 'k'), "over the key limit");
