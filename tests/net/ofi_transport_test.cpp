@@ -5,8 +5,11 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <string>
+#include <thread>
 
+#include "common/scoped_env.hpp"
 #include "dango/common/error.hpp"
 #include "net_test_util.hpp"
 #include "ofi_test_util.hpp"
@@ -66,6 +69,34 @@ TEST(OfiTransport, ReceiverDropsMessagesOverItsLimit) {
   ASSERT_TRUE(send_text(*c, peer, "after").ok());
   ASSERT_TRUE(drive({c.get(), s.get()}, [&] { return inbox.count() == 1; }));
   EXPECT_EQ(inbox.message(0).second, "after");
+}
+
+TEST(OfiTransport, CompletionQueueWaitIsChosenByEnvironmentAndABadChoiceIsRefused) {
+  DANGO_SKIP_WITHOUT_OFI_TCP();
+  for (const char* choice : {"fd", "none"}) {
+    dango::testing::ScopedEnv env("DANGO_OFI_CQ_WAIT", choice);
+    auto s = server();
+    auto c = make_transport("ofi+tcp");
+    Inbox inbox;
+    s->set_handler(&inbox);
+    ProgressThread progress(*s);  // the server sleeps between messages, each way
+    auto peer = c->lookup(s->address());
+    for (int i = 0; i < 3; ++i) {
+      ASSERT_TRUE(send_text(*c, peer, "message " + std::to_string(i)).ok()) << choice;
+      ASSERT_TRUE(drive({c.get()}, [&] { return inbox.count() == static_cast<size_t>(i + 1); }))
+          << choice << ": message " << i << " never arrived";
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));  // let the server fall asleep
+    }
+    EXPECT_EQ(inbox.message(2).second, "message 2") << choice;
+  }
+  dango::testing::ScopedEnv env("DANGO_OFI_CQ_WAIT", "sometimes");
+  try {
+    make_transport("ofi+tcp");
+    ADD_FAILURE() << "DANGO_OFI_CQ_WAIT=sometimes was accepted";
+  } catch (const NetworkError& e) {
+    EXPECT_NE(std::string(e.what()).find("DANGO_OFI_CQ_WAIT=sometimes"), std::string::npos)
+        << e.what();
+  }
 }
 
 }  // namespace

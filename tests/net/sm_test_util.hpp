@@ -15,31 +15,12 @@
 #include <thread>
 
 #include "common/child_process.hpp"
+#include "common/scoped_env.hpp"
 #include "common/temp_dir.hpp"
 
 namespace dango::net::testing {
 
-// Sets an environment variable for the guard's life (sm reads DANGO_SM_* at creation).
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const std::string& value) : name_(name) {
-    if (const char* old = ::getenv(name)) old_ = old;
-    ::setenv(name, value.c_str(), 1);
-  }
-  ~ScopedEnv() {
-    if (old_) {
-      ::setenv(name_, old_->c_str(), 1);
-    } else {
-      ::unsetenv(name_);
-    }
-  }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
+using dango::testing::ScopedEnv;
 
 using dango::testing::TempDir;
 

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 
@@ -34,8 +35,26 @@ constexpr size_t kMaxFreeTxBuffers = 64;
 // set over its sockets, and having one slows every message, polled or not, sleeping or not: a
 // raw fi_send/fi_cq_read ping-pong of 96 bytes over tcp;ofi_rxm took 11.0 us per round trip
 // with FI_WAIT_NONE against 12.9-13.0 us with FI_WAIT_FD, FI_WAIT_POLLFD or FI_WAIT_UNSPEC (median
-// of 4 runs each, same machine and hour). Such a transport sleeps in naps instead (nap_).
+// of 4 runs each, same machine and hour). Such a transport sleeps in naps instead (nap_): an
+// idle one answers its first message up to a nap late (500 us, 10 ms after a second of quiet).
+// DANGO_OFI_CQ_WAIT=fd gives every provider a wait object (wake on arrival, slower messages);
+// DANGO_OFI_CQ_WAIT=none polls every provider.
 constexpr std::string_view kPolledProviders[] = {"tcp;ofi_rxm"};
+constexpr const char* kCqWaitVariable = "DANGO_OFI_CQ_WAIT";
+
+// Whether `provider`'s CQ is opened without a wait object.
+bool polled_cq(std::string_view provider) {
+  const char* choice = std::getenv(kCqWaitVariable);
+  if (choice == nullptr || *choice == '\0') {
+    return std::find(std::begin(kPolledProviders), std::end(kPolledProviders), provider) !=
+           std::end(kPolledProviders);
+  }
+  const std::string_view value(choice);
+  if (value == "fd") return false;
+  if (value == "none") return true;
+  throw NetworkError(std::string(kCqWaitVariable) + "=" + choice +
+                     ": expected \"fd\" (sleep on the completion queue) or \"none\" (poll it)");
+}
 
 spdlog::logger& logger() {
   static const auto instance = dango::log::get("net");
@@ -135,8 +154,7 @@ void OfiTransport::open_endpoint(const fi_info& info) {
   fi_cq_attr cq_attr{};
   cq_attr.format = FI_CQ_FORMAT_MSG;
   cq_attr.size = info.tx_attr->size + info.rx_attr->size;
-  const bool polled = std::find(std::begin(kPolledProviders), std::end(kPolledProviders),
-                                provider_) != std::end(kPolledProviders);
+  const bool polled = polled_cq(provider_);
   cq_attr.wait_obj = polled ? FI_WAIT_NONE : FI_WAIT_FD;
   if (polled || fi_cq_open(domain_, &cq_attr, &cq_, nullptr) != 0) {
     cq_attr.wait_obj = FI_WAIT_NONE;  // progress() naps instead of sleeping on the CQ
