@@ -189,7 +189,7 @@ std::string ofi_provider_of(const std::string& scheme) {
 PingPongResult ofi_pingpong(const std::string& provider, std::size_t msg_size,
                             std::size_t iterations) {
   if (msg_size == 0) throw std::invalid_argument("ofi_pingpong: msg_size must be >= 1");
-  const std::size_t warmup = std::max<std::size_t>(iterations / 10, 10);
+  const std::size_t warmup = pingpong_warmup(iterations);
   HelperProcess server("ofi_baseline",
                        {provider, std::to_string(msg_size), std::to_string(warmup + iterations)});
   RawEndpoint endpoint(provider);
@@ -197,24 +197,13 @@ PingPongResult ofi_pingpong(const std::string& provider, std::size_t msg_size,
   std::vector<char> out(msg_size + kMaxName, 'p'), in(msg_size + kMaxName);
   std::memcpy(out.data() + msg_size, endpoint.name().data(), endpoint.name().size());
   endpoint.post_receive(in);
-  PingPongResult result;
-  result.latency_us.reserve(iterations);
   auto round_trip = [&](std::size_t length) {
     endpoint.send(out.data(), length, to);
     endpoint.wait_receive();
     endpoint.post_receive(in);
   };
-  round_trip(msg_size + kMaxName);  // carries our name
-  for (std::size_t i = 1; i < warmup; ++i) round_trip(msg_size);
-  const Stopwatch total;
-  for (std::size_t i = 0; i < iterations; ++i) {
-    const std::int64_t start = now_ns();
-    round_trip(msg_size);
-    result.latency_us.push_back(static_cast<double>(now_ns() - start) / 1e3);
-  }
-  const double seconds = total.elapsed_s();
-  result.round_trips_per_s = seconds > 0 ? static_cast<double>(iterations) / seconds : 0;
-  return result;
+  round_trip(msg_size + kMaxName);  // carries our name; warm-up goes on with the rest
+  return time_round_trips(warmup - 1, iterations, [&] { round_trip(msg_size); });
 }
 
 }  // namespace dango::bench

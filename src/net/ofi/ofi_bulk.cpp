@@ -145,34 +145,14 @@ void OfiTransport::start_bulk(BulkKind kind, const PeerRef& peer_ref,
                               MemoryRegion& local, size_t local_offset, size_t size,
                               Completion* done) {
   const bool read = kind == BulkKind::kGet;
-  const char* what = read ? "get" : "put";
-  auto invalid = [&](const std::string& why) {
-    done->complete({Status::Code::kInvalidArgument, std::string(what) + ": " + why});
-  };
-  if (closed_.load()) {
-    done->complete({Status::Code::kShutdown, scheme_ + " transport closed"});
-    return;
-  }
   OfiPeer* raw_peer = as_ofi_peer(peer_ref);
-  if (raw_peer == nullptr)
-    return invalid("peer was not looked up by this " + scheme_ + " transport");
-  std::shared_ptr<OfiPeer> peer(peer_ref, raw_peer);
-  auto desc = decode_descriptor(remote);
-  if (!desc) return invalid("malformed remote memory descriptor");
+  const auto desc = decode_descriptor(remote);
   auto* region = dynamic_cast<OfiMemoryRegion*>(&local.registration());
-  if (region == nullptr || region->table() != regions_.get()) {
-    return invalid("local region is not registered with this " + scheme_ + " transport");
-  }
-  if (Status s = check_transfer(read, region->size(), local_offset, desc->size, desc->access,
-                                remote_offset, size, peer->address_);
-      !s.ok()) {
-    done->complete(std::move(s));
+  if (!admit_bulk(read, scheme_, closed_.load(), raw_peer, desc, region, regions_.get(),
+                  local_offset, remote_offset, size, done)) {
     return;
   }
-  if (size == 0) {
-    done->complete(Status::Ok());
-    return;
-  }
+  std::shared_ptr<OfiPeer> peer(peer_ref, raw_peer);
   peer->last_traffic.store(std::chrono::steady_clock::now().time_since_epoch().count(),
                            std::memory_order_relaxed);
   peer->lost.store(false, std::memory_order_relaxed);
@@ -182,7 +162,7 @@ void OfiTransport::start_bulk(BulkKind kind, const PeerRef& peer_ref,
                             std::min(options_.bulk_chunk_size, max_rma_), read, op);
   op->pieces_left = pieces.size();
   peer->bulk_in_flight.fetch_add(1, std::memory_order_relaxed);
-  post_pieces(std::move(pieces), *peer, what);
+  post_pieces(std::move(pieces), *peer, read ? "get" : "put");
 }
 
 void OfiTransport::post_pieces(std::vector<std::unique_ptr<RmaPiece>> pieces, OfiPeer& peer,

@@ -21,6 +21,7 @@
 #include "dango/common/error.hpp"
 #include "dango/common/log.hpp"
 #include "net/host_port.hpp"
+#include "net/send_checks.hpp"
 
 namespace dango::net::ofi {
 namespace {
@@ -402,22 +403,14 @@ bool OfiTransport::append_to_batch(const std::shared_ptr<OfiPeer>& peer,
 
 Status OfiTransport::send(const PeerRef& to, std::span<const std::span<const std::byte>> parts,
                           SendMode mode) {
-  if (closed_.load(std::memory_order_relaxed)) {
-    return {Status::Code::kShutdown, scheme_ + " transport closed"};
-  }
   OfiPeer* raw_peer = as_ofi_peer(to);
-  if (raw_peer == nullptr) {
-    return {Status::Code::kInvalidArgument,
-            "peer was not looked up by this " + scheme_ + " transport"};
+  size_t total = 0;
+  if (Status s = admit_send(scheme_, closed_.load(std::memory_order_relaxed), raw_peer, parts,
+                            options_.max_message_size, total);
+      !s.ok()) {
+    return s;
   }
   std::shared_ptr<OfiPeer> peer(to, raw_peer);
-  size_t total = 0;
-  for (const auto& part : parts) total += part.size();
-  if (total > options_.max_message_size) {
-    return {Status::Code::kMessageTooLarge, "message of " + std::to_string(total) + " bytes to " +
-                                                peer->address_ + " exceeds max_message_size " +
-                                                std::to_string(options_.max_message_size)};
-  }
   peer->last_traffic.store(std::chrono::steady_clock::now().time_since_epoch().count(),
                            std::memory_order_relaxed);
   peer->lost.store(false, std::memory_order_relaxed);  // a new contact: report a loss again
