@@ -272,7 +272,13 @@ void ProviderState::write(Backend& backend, std::span<const std::string_view> ke
                           std::span<const std::string_view> values, PutMode mode,
                           std::vector<bool>& applied) const {
   if (!backend.accepts_short_writes()) {
-    throw_if_failed(backend.put(keys, values, mode, applied));
+    size_t bytes = 0;
+    for (size_t i = 0; i < keys.size(); ++i) bytes += keys[i].size() + values[i].size();
+    if (bytes < kOffloadedPutBytes) {
+      throw_if_failed(backend.put(keys, values, mode, applied));
+    } else {
+      throw_if_failed(writer_.run([&] { return backend.put(keys, values, mode, applied); }));
+    }
     return;
   }
   applied.assign(keys.size(), true);

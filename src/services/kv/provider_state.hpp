@@ -16,6 +16,7 @@
 #include "services/kv/backend.hpp"
 #include "services/kv/buffer_pool.hpp"
 #include "services/kv/protocol.hpp"
+#include "services/kv/writer_thread.hpp"
 
 namespace dango::kv {
 
@@ -41,6 +42,9 @@ inline constexpr size_t kPutPartsAhead = 1;
 // slices off): map 4 KiB values 361K -> 436K items/s, 64 KiB 25K -> 28K; unordered_map 4 KiB
 // 303K -> 344K. Slices of 64 KiB and of 1 MiB measured the same as 256 KiB.
 inline constexpr size_t kPutSliceBytes = size_t{256} << 10;
+// A put of at least this many bytes into a store that takes no short writes runs on the
+// provider's writer thread (WriterThread), so that the stream keeps receiving meanwhile.
+inline constexpr size_t kOffloadedPutBytes = size_t{512} << 10;
 
 // A request's keys, checked and ready for the backend; owns pulled bytes when they came by bulk.
 struct KeyBatch {
@@ -110,6 +114,7 @@ class ProviderState {
   rpc::Engine& engine_;
   ProviderOptions options_;
   mutable BufferPool buffers_;
+  mutable WriterThread writer_;
   std::mutex admin_mutex_;  // one admin operation at a time (opening a store may be slow)
   mutable std::shared_mutex table_mutex_;
   std::map<std::string, Entry, std::less<>> by_name_;

@@ -366,6 +366,32 @@ TEST_P(KvDatabase, ABatchOfManySlicesKeepsItsOrderAndModesAcrossThem) {
   EXPECT_EQ(db_.get("slice/0"), std::string(2500, 'a') + "+tail");
 }
 
+TEST_P(KvDatabase, LargeBatchesOutstandingTogetherAreAllAppliedWhileSmallCallsAreAnswered) {
+  // Four batches of 1.2 MB each in flight at once (stores that take no short writes write
+  // them on the provider's writer thread, one after the other), and small calls between them.
+  std::vector<BigBatch> batches(4);
+  for (size_t b = 0; b < batches.size(); ++b) {
+    for (size_t i = 0; i < 300; ++i) {
+      batches[b].add("many/" + std::to_string(b) + "/" + std::to_string(i),
+                     std::string(4000, static_cast<char>('a' + (b + i) % 26)));
+    }
+  }
+  db_.put("small", "before");
+  std::vector<Pending<std::vector<bool>>> pending;
+  for (auto& batch : batches) {
+    pending.push_back(db_.put_packed_async(bytes_of(batch.keys), batch.key_sizes,
+                                           bytes_of(batch.values), batch.value_sizes));
+  }
+  EXPECT_EQ(db_.get("small"), "before");
+  db_.put("small", "during");
+  for (auto& p : pending) EXPECT_EQ(p.wait(), std::vector<bool>(300, true));
+  EXPECT_EQ(db_.count(), 4u * 300 + 1);
+  EXPECT_EQ(db_.get("small"), "during");
+  for (size_t b = 0; b < batches.size(); ++b) {
+    EXPECT_EQ(db_.get("many/" + std::to_string(b) + "/299"), batches[b].value(299));
+  }
+}
+
 TEST_P(KvDatabase, AnInvalidKeyAtTheEndOfALargeBatchWritesNothing) {
   BigBatch batch = big_batch(1800);
   batch.add(std::string(5000, 'k'), "over the key limit");
