@@ -525,6 +525,9 @@ void EngineImpl::run_handler(IncomingRequest* request) {
   } catch (...) {
     error = handler_failure(entry.name);
   }
+  // Recorded before the reply leaves: a caller that has its reply finds the call in the
+  // server's statistics (a long handler's reply is sent at once, below).
+  if (monitored) report_request(*request, started_ns, !error.empty());
   if (one_way) {
     if (!error.empty()) logger()->warn("one-way RPC \"{}\" failed: {}", entry.name, error);
   } else if (!error.empty()) {
@@ -541,7 +544,6 @@ void EngineImpl::run_handler(IncomingRequest* request) {
     // A lost connection fails the caller's side; nothing more to do here.
     send_message(*request->transport, request->peer, parts, reply.size(), long_handler);
   }
-  if (monitored) report_request(*request, started_ns, !error.empty());
   release_request(request);
   handlers_running_.fetch_sub(1, std::memory_order_acq_rel);
 }
