@@ -171,10 +171,10 @@ void OfiTransport::wait_for_work(std::chrono::microseconds timeout) {
       fid* fids[] = {&cq_->fid};
       if (fi_trywait(fabric_, fids, 1) == FI_SUCCESS) {
         epoll_event events[4];
-        dango::detail::epoll_wait_for(epoll_fd_, events, 4, wait);
+        dango::detail::epoll_wait_for(epoll_fd_.get(), events, 4, wait);
       }
     } else {
-      pollfd wake{wake_fd_, POLLIN, 0};
+      pollfd wake{wake_fd_.get(), POLLIN, 0};
       const auto nap = next_nap(wait);
       const timespec ts{static_cast<time_t>(nap.count() / 1000000),
                         static_cast<long>(nap.count() % 1000000) * 1000};
@@ -185,7 +185,7 @@ void OfiTransport::wait_for_work(std::chrono::microseconds timeout) {
   waiting_.store(false);
   if (maybe_woken) {
     uint64_t value;
-    [[maybe_unused]] auto r = ::read(wake_fd_, &value, sizeof value);
+    [[maybe_unused]] auto r = ::read(wake_fd_.get(), &value, sizeof value);
   }
   interrupt_pending_.store(false);
 }
@@ -231,7 +231,7 @@ bool OfiTransport::prepare_wait() {
     when.it_value.tv_sec = static_cast<time_t>(wake_after.count() / 1000000);
     when.it_value.tv_nsec = static_cast<long>(wake_after.count() % 1000000) * 1000;
   }
-  if (::timerfd_settime(nap_fd_, 0, &when, nullptr) != 0) return false;
+  if (::timerfd_settime(nap_fd_.get(), 0, &when, nullptr) != 0) return false;
   if (cq_fd_ < 0) return true;
   fid* fids[] = {&cq_->fid};
   return fi_trywait(fabric_, fids, 1) == FI_SUCCESS;
@@ -241,7 +241,7 @@ void OfiTransport::interrupt() {
   interrupt_pending_.store(true);
   if (waiting_.load() && !closed_.load()) {
     uint64_t one = 1;
-    [[maybe_unused]] auto r = ::write(wake_fd_, &one, sizeof one);
+    [[maybe_unused]] auto r = ::write(wake_fd_.get(), &one, sizeof one);
   }
 }
 
@@ -252,7 +252,7 @@ void OfiTransport::close() {
     return;
   }
   uint64_t one = 1;  // a progress() asleep in another thread returns at once
-  [[maybe_unused]] auto r = ::write(wake_fd_, &one, sizeof one);
+  [[maybe_unused]] auto r = ::write(wake_fd_.get(), &one, sizeof one);
   std::lock_guard lock(progress_mutex_);
   teardown();
 }

@@ -101,28 +101,25 @@ OfiTransport::OfiTransport(std::string_view address, const TransportOptions& opt
   incarnation_ = (uint64_t{std::random_device{}()} << 32) | std::random_device{}() | 1;
   sender_flags_ = listen ? kSenderListens : 0;
   try {
-    wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
-    if (wake_fd_ < 0 || epoll_fd_ < 0) {
+    wake_fd_.reset(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+    epoll_fd_.reset(::epoll_create1(EPOLL_CLOEXEC));
+    if (!wake_fd_ || !epoll_fd_) {
       throw NetworkError(scheme_ + " transport: cannot create eventfd/epoll");
     }
     epoll_event ev{};
     ev.events = EPOLLIN;
-    ev.data.fd = wake_fd_;
-    ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
-    nap_fd_ = ::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    if (nap_fd_ < 0) throw NetworkError(scheme_ + " transport: cannot create a timerfd");
-    ev.data.fd = nap_fd_;
-    ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, nap_fd_, &ev);
+    ev.data.fd = wake_fd_.get();
+    ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, wake_fd_.get(), &ev);
+    nap_fd_.reset(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
+    if (!nap_fd_) throw NetworkError(scheme_ + " transport: cannot create a timerfd");
+    ev.data.fd = nap_fd_.get();
+    ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, nap_fd_.get(), &ev);
     open_endpoint(*info);
     post_receive_buffers();
   } catch (...) {
     closed_.store(true);
     teardown();
-    for (int fd : {wake_fd_, epoll_fd_, nap_fd_}) {
-      if (fd >= 0) ::close(fd);
-    }
-    throw;
+    throw;  // the descriptors close with their members
   }
   if (listen) address_ = codec_.to_address(name_);
   logger().debug("{} transport ready: provider {}, name {}, packet {} B, inject {} B, mr_mode {:#x}",
@@ -130,13 +127,7 @@ OfiTransport::OfiTransport(std::string_view address, const TransportOptions& opt
                  inject_size_, mr_mode_);
 }
 
-OfiTransport::~OfiTransport() {
-  close();
-  for (int* fd : {&wake_fd_, &epoll_fd_, &nap_fd_}) {
-    if (*fd >= 0) ::close(*fd);
-    *fd = -1;
-  }
-}
+OfiTransport::~OfiTransport() { close(); }
 
 void OfiTransport::open_endpoint(const fi_info& info) {
   auto check = [&](int rc, const char* what) {
@@ -167,7 +158,7 @@ void OfiTransport::open_endpoint(const fi_info& info) {
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.fd = cq_fd_;
-    ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, cq_fd_, &ev);
+    ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, cq_fd_, &ev);
   }
   fi_av_attr av_attr{};
   av_attr.type = info.domain_attr->av_type;

@@ -34,6 +34,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "common/unique_fd.hpp"
 #include "dango/net/transport.hpp"
 #include "net/ofi/fabric.hpp"
 #include "net/ofi/wire.hpp"
@@ -206,7 +207,7 @@ class OfiTransport final : public Transport {
            MemoryRegion& local, size_t local_offset, size_t size, Completion* done) override;
   size_t progress(std::chrono::microseconds timeout) override;
   void interrupt() override;
-  int wait_fd() const override { return epoll_fd_; }
+  int wait_fd() const override { return epoll_fd_.get(); }
   bool prepare_wait() override;
   void close() override;
 
@@ -335,10 +336,10 @@ class OfiTransport final : public Transport {
   size_t inject_size_ = 0;
   size_t max_rma_ = 0;
 
-  int epoll_fd_ = -1;  // wake_fd_, nap_fd_ and the CQ's wait fd if any
-  int wake_fd_ = -1;   // eventfd written by interrupt()
-  int cq_fd_ = -1;     // -1 when the CQ has no wait object: idle progress naps instead
-  int nap_fd_ = -1;    // timerfd ending a sleep on wait_fd() for a nap or a retry of a post
+  UniqueFd epoll_fd_;  // wake_fd_, nap_fd_ and the CQ's wait fd if any
+  UniqueFd wake_fd_;   // eventfd written by interrupt()
+  int cq_fd_ = -1;     // the CQ's own (-1 without wait object: idle progress naps instead)
+  UniqueFd nap_fd_;    // timerfd ending a sleep on wait_fd() for a nap or a retry of a post
   // Length of the next nap: from kMinNap after activity, doubled by each nap that found
   // nothing, up to kMaxNap (kLongIdleMaxNap once idle for kLongIdle; see ofi_progress.cpp): a
   // message to an idle transport waits up to that long. Progress thread only.

@@ -96,8 +96,9 @@ class ProviderState {
   // Checks the keys and value sizes of a put (throws kv::Error).
   void check_items(std::span<const std::string_view> keys, const protocol::Sizes& value_sizes,
                    const Backend& backend) const;
-  // Writes values[i] under keys[i] (checked), in slices of kPutSliceBytes with a yield between
-  // them when the store accepts short writes, else in one put. Throws kv::Error.
+  // Writes values[i] under keys[i] (checked): in slices of kPutSliceBytes with a yield between
+  // them when the store accepts short writes, else in one put, made on writer_ from
+  // kOffloadedPutBytes on. Throws kv::Error.
   void write(Backend& backend, std::span<const std::string_view> keys,
              std::span<const std::string_view> values, PutMode mode,
              std::vector<bool>& applied) const;
