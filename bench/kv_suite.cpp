@@ -27,7 +27,8 @@
 //                          RPC measured in the same run (baseline "empty_rpc")
 //
 // Environment: DANGO_BENCH_KV_BACKENDS=map,rocksdb measures only the backends named (default:
-// every registered one).
+// every registered one); DANGO_BENCH_KV_SIZES=4096,65536 only the value sizes named, in bytes
+// (get_vs_rpc then reads the first of them).
 
 #include <signal.h>
 #include <unistd.h>
@@ -73,7 +74,27 @@ struct Plan {
   std::size_t empty_rpcs;    // empty RPCs for the get_vs_rpc reference
 };
 
-Plan make_plan(bool quick) {
+// The value sizes DANGO_BENCH_KV_SIZES names (bytes, comma-separated), or `sizes` when unset.
+std::vector<std::size_t> selected_sizes(std::vector<std::size_t> sizes) {
+  const char* list = std::getenv("DANGO_BENCH_KV_SIZES");
+  if (list == nullptr || *list == '\0') return sizes;
+  std::vector<std::size_t> chosen;
+  for (const char* at = list; *at != '\0';) {
+    char* end = nullptr;
+    const unsigned long long size = std::strtoull(at, &end, 10);
+    if (end == at || size == 0 || (*end != ',' && *end != '\0')) {
+      throw std::runtime_error(
+          "DANGO_BENCH_KV_SIZES: expected value sizes in bytes, such as "
+          "\"4096,65536\", not \"" +
+          std::string(list) + "\"");
+    }
+    chosen.push_back(size);
+    at = *end == ',' ? end + 1 : end;
+  }
+  return chosen;
+}
+
+Plan make_default_plan(bool quick) {
   if (quick) {
     return {.sizes = {64, 64 * kKiB},
             .single_max = 200,
@@ -92,6 +113,12 @@ Plan make_plan(bool quick) {
           .batches_max = 50,
           .batch_bytes = 256 * kMiB,
           .empty_rpcs = 5000};
+}
+
+Plan make_plan(bool quick) {
+  Plan plan = make_default_plan(quick);
+  plan.sizes = selected_sizes(std::move(plan.sizes));
+  return plan;
 }
 
 // A 16-byte key: a tag for the case, the size's index, and a counter.

@@ -104,6 +104,26 @@ INSTANTIATE_TEST_SUITE_P(PathsAndSizes, SmBulkPaths,
                                                               size_t{5} << 20)),
                          path_and_size_name);
 
+// A transfer into thousands of small segments (as a store receiving each value in its own
+// buffer) goes in several system calls of at most IOV_MAX pieces; segment boundaries of the two
+// sides do not line up.
+TEST_F(SmBulk, GetAndPutIntoThousandsOfSegmentsMoveEveryByte) {
+  constexpr size_t kSegments = 3000, kSegmentSize = 100, kSize = kSegments * kSegmentSize;
+  Buffer remote(kSize + 10, {0.37});
+  remote.fill(5);
+  auto remote_region = server_->register_memory(remote.segments, Access::kReadWrite);
+  std::vector<std::byte> local(kSize);
+  std::vector<std::span<std::byte>> pieces;
+  for (size_t i = 0; i < kSegments; ++i)
+    pieces.emplace_back(local.data() + i * kSegmentSize, kSegmentSize);
+  auto local_region = client_->register_memory(pieces, Access::kReadWrite);
+  ASSERT_TRUE(run(true, remote_region->descriptor(), 10, *local_region, 0, kSize).ok());
+  ASSERT_TRUE(std::equal(local.begin(), local.end(), remote.bytes.begin() + 10));
+  fill(local, 9);
+  ASSERT_TRUE(run(false, remote_region->descriptor(), 10, *local_region, 0, kSize).ok());
+  ASSERT_TRUE(std::equal(local.begin(), local.end(), remote.bytes.begin() + 10));
+}
+
 TEST_F(SmBulk, DescriptorOfAnotherProcessIsRefused) {
   auto third = make_transport("sm://");
   Buffer remote(4096, {}), local(4096, {});

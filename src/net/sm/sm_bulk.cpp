@@ -258,37 +258,20 @@ Status SmTransport::copy_cma(BulkOp& op, pid_t pid, size_t length) {
   // Pieces contiguous on both sides, IOV_MAX at a time.
   iovec local_iov[kMaxIov];
   iovec remote_iov[kMaxIov];
-  size_t local_pos = op.local_offset + op.moved;
-  size_t remote_pos = op.remote_offset + op.moved;
+  SegmentCursor<std::span<std::byte>> local(op.local, op.local_offset + op.moved);
+  SegmentCursor<RemoteSegment> remote(op.remote.segments, op.remote_offset + op.moved);
   size_t left = length;
   while (left > 0) {
     size_t count = 0, batch = 0;
     while (left > 0 && count < kMaxIov) {
-      // The local piece at local_pos and the remote piece at remote_pos.
-      std::byte* lp = nullptr;
-      size_t ln = 0;
-      for_each_piece(op.local, local_pos, left, [&](std::byte* p, size_t n) {
-        if (lp == nullptr) lp = p, ln = n;
-      });
-      size_t skip = remote_pos;
-      uint64_t ra = 0, rn = 0;
-      for (const auto& seg : op.remote.segments) {
-        if (skip >= seg.length) {
-          skip -= seg.length;
-          continue;
-        }
-        ra = seg.address + skip;
-        rn = seg.length - skip;
-        break;
-      }
-      size_t n = std::min({ln, static_cast<size_t>(rn), left});
-      local_iov[count] = {lp, n};
-      remote_iov[count] = {reinterpret_cast<void*>(ra), n};
+      const size_t n = std::min({local.room(), remote.room(), left});
+      local_iov[count] = {reinterpret_cast<void*>(local.address()), n};
+      remote_iov[count] = {reinterpret_cast<void*>(remote.address()), n};
       ++count;
       batch += n;
-      local_pos += n;
-      remote_pos += n;
       left -= n;
+      local.advance(n);
+      remote.advance(n);
     }
     ssize_t moved = op.kind == BulkKind::kGet
                         ? ::process_vm_readv(pid, local_iov, count, remote_iov, count, 0)
