@@ -6,7 +6,8 @@
 // alarm ends it in any case.
 //
 // Arguments: <backend type> <directory for persistent stores> [listen address].
-// RPCs besides the kv ones: bench_empty() (the empty-RPC reference), bench_shutdown().
+// RPCs besides the kv ones: bench_empty() (the empty-RPC reference), bench_cpu() (the CPU time
+// this process has used, every thread counted: seconds), bench_shutdown().
 
 #include <signal.h>
 #include <unistd.h>
@@ -42,6 +43,7 @@ int kv_bench_server(const std::vector<std::string>& args) {
     }
     rpc::Engine engine{address};  // default options, as rpc_bench_server
     engine.define("bench_empty", [] {});
+    engine.define("bench_cpu", [] { return process_cpu_seconds(); });
     engine.define("bench_shutdown", [&engine] { engine.finalize(); });
     {
       kv::Provider provider(engine, 1, {.databases = {database}});

@@ -13,7 +13,10 @@
 // made here after other backends was up to 1.5x faster than the same run in a fresh process.
 //
 // Keys are 16 bytes; values 64 B .. 64 KiB (field "size"). Cases (ops/s, MB/s of values in
-// "extra", ratio = RPC / direct):
+// "extra", ratio = RPC / direct; "cpu_us" is the CPU time the server process used per item
+// during the case, every thread counted (its progress loop's polling between requests too),
+// and "direct_cpu_us" that of the direct process: when the server is busy throughout, as in
+// put_batch, how much of a gap is work the service adds):
 //   put, get               single-key operations, one RPC each
 //   put_batch, get_batch   batches of 1,024 keys (the packed forms), one RPC each; over RPC,
 //                          put_batch keeps kWindow batches outstanding (put_packed_async), as
@@ -46,6 +49,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -142,6 +146,9 @@ struct Target {
       get_batch;
   // Lists every entry with `prefix` in pages of kBatch; returns how many.
   std::function<std::size_t(const std::string& prefix)> list_all;
+  // CPU time used so far by the process holding the store (every thread: its engine, its
+  // store's background threads), in seconds.
+  std::function<double()> store_cpu_seconds = process_cpu_seconds;
 };
 
 // A failed backend call fails the benchmark, as it does through kv::Database.
@@ -250,13 +257,28 @@ struct Result {
   double ops_per_s = 0;
   double mb_per_s = 0;
   std::vector<double> latency_us;
+  double store_cpu_us_per_op =
+      0;  // CPU of the store's process per item (Target::store_cpu_seconds)
 };
 
-Result finish(std::size_t items, std::size_t value_size, double seconds, std::vector<double> lat) {
-  return {.ops_per_s = static_cast<double>(items) / seconds,
-          .mb_per_s = static_cast<double>(items * value_size) / seconds / 1e6,
-          .latency_us = std::move(lat)};
-}
+// Times one case: its wall-clock time and the store's CPU time over it.
+class CaseClock {
+ public:
+  explicit CaseClock(const Target& t) : target_(t), cpu_start_(t.store_cpu_seconds()) {}
+  Result finish(std::size_t items, std::size_t value_size, std::vector<double> lat = {}) const {
+    const double seconds = watch_.elapsed_s();
+    const double cpu = target_.store_cpu_seconds() - cpu_start_;
+    return {.ops_per_s = static_cast<double>(items) / seconds,
+            .mb_per_s = static_cast<double>(items * value_size) / seconds / 1e6,
+            .latency_us = std::move(lat),
+            .store_cpu_us_per_op = cpu / static_cast<double>(items) * 1e6};
+  }
+
+ private:
+  const Target& target_;
+  double cpu_start_;
+  Stopwatch watch_;
+};
 
 // Every case for one value size on one target, in a fixed order (puts before the reads).
 std::map<std::string, Result> run_cases(const Target& t, std::size_t size_index, std::size_t size,
@@ -266,21 +288,21 @@ std::map<std::string, Result> run_cases(const Target& t, std::size_t size_index,
   const std::size_t singles =
       std::max<std::size_t>(50, std::min(plan.single_max, plan.single_bytes / size));
   std::vector<double> lat;
-  Stopwatch watch;
+  std::optional<CaseClock> clock(std::in_place, t);
   for (std::size_t i = 0; i < singles; ++i) {
     const std::int64_t start = now_ns();
     t.put(key_of('p', size_index, i), value);
     lat.push_back(static_cast<double>(now_ns() - start) / 1e3);
   }
-  out["put"] = finish(singles, size, watch.elapsed_s(), std::move(lat));
+  out["put"] = clock->finish(singles, size, std::move(lat));
   lat = {};
-  watch.restart();
+  clock.emplace(t);
   for (std::size_t i = 0; i < singles; ++i) {
     const std::int64_t start = now_ns();
     if (t.get(key_of('p', size_index, i)) != size) throw std::runtime_error("kv bench: get size");
     lat.push_back(static_cast<double>(now_ns() - start) / 1e3);
   }
-  out["get"] = finish(singles, size, watch.elapsed_s(), std::move(lat));
+  out["get"] = clock->finish(singles, size, std::move(lat));
 
   const std::size_t batches =
       std::max<std::size_t>(1, std::min(plan.batches_max, plan.batch_bytes / (size * kBatch)));
@@ -295,22 +317,22 @@ std::map<std::string, Result> run_cases(const Target& t, std::size_t size_index,
       keys[b].insert(keys[b].end(), p, p + k.size());
     }
   }
-  watch.restart();
+  clock.emplace(t);
   for (std::size_t b = 0; b < batches; ++b) t.put_batch(keys[b], key_sizes, values, value_sizes);
   t.drain();
-  out["put_batch"] = finish(batches * kBatch, size, watch.elapsed_s(), {});
-  watch.restart();
+  out["put_batch"] = clock->finish(batches * kBatch, size);
+  clock.emplace(t);
   for (std::size_t b = 0; b < batches; ++b) {
     if (t.get_batch(keys[b], key_sizes, got, got_sizes) != got.size()) {
       throw std::runtime_error("kv bench: get_batch size");
     }
   }
-  out["get_batch"] = finish(batches * kBatch, size, watch.elapsed_s(), {});
+  out["get_batch"] = clock->finish(batches * kBatch, size);
   if (ordered) {
-    watch.restart();
+    clock.emplace(t);
     const std::size_t listed = t.list_all(key_of('p', size_index, 0).substr(0, 2));
     if (listed != singles) throw std::runtime_error("kv bench: listed " + std::to_string(listed));
-    out["list"] = finish(listed, size, watch.elapsed_s(), {});
+    out["list"] = clock->finish(listed, size);
   }
   return out;
 }
@@ -357,8 +379,10 @@ nlohmann::json cases_to_json(const Cases& cases) {
   for (const auto& by_name : cases) {
     nlohmann::json size = nlohmann::json::object();
     for (const auto& [name, r] : by_name) {
-      size[name] = {
-          {"ops_per_s", r.ops_per_s}, {"mb_per_s", r.mb_per_s}, {"latency_us", r.latency_us}};
+      size[name] = {{"ops_per_s", r.ops_per_s},
+                    {"mb_per_s", r.mb_per_s},
+                    {"latency_us", r.latency_us},
+                    {"store_cpu_us_per_op", r.store_cpu_us_per_op}};
     }
     out.push_back(std::move(size));
   }
@@ -372,7 +396,8 @@ Cases cases_from_json(const nlohmann::json& json) {
     for (const auto& [name, r] : size.items()) {
       by_name[name] = {.ops_per_s = r.at("ops_per_s").get<double>(),
                        .mb_per_s = r.at("mb_per_s").get<double>(),
-                       .latency_us = r.at("latency_us").get<std::vector<double>>()};
+                       .latency_us = r.at("latency_us").get<std::vector<double>>(),
+                       .store_cpu_us_per_op = r.at("store_cpu_us_per_op").get<double>()};
     }
   }
   return cases;
@@ -427,7 +452,9 @@ Cases run_remote(const kv::BackendDescription& backend, const std::string& trans
       empty_us.push_back(static_cast<double>(now_ns() - start) / 1e3);
     }
     kv::Database db = kv::Client{engine}.open(endpoint, 1, "bench");
-    const Target t = rpc_target(db);
+    Target t = rpc_target(db);
+    auto server_cpu = engine.rpc<double()>("bench_cpu").on(endpoint);
+    t.store_cpu_seconds = [&server_cpu] { return server_cpu(); };
     Cases cases;
     for (std::size_t s = 0; s < plan.sizes.size(); ++s) {
       cases.push_back(run_cases(t, s, plan.sizes[s], plan, backend.ordered));
@@ -444,8 +471,10 @@ void report(const kv::BackendDescription& backend, const std::string& transport,
             Reporter& reporter) {
   for (std::size_t s = 0; s < plan.sizes.size(); ++s) {
     for (const auto& [name, result] : remote[s]) {
-      char mb[32];
+      char mb[32], cpu[32], direct_cpu[32];
       std::snprintf(mb, sizeof mb, "%.1f", result.mb_per_s);
+      std::snprintf(cpu, sizeof cpu, "%.3g", result.store_cpu_us_per_op);
+      std::snprintf(direct_cpu, sizeof direct_cpu, "%.3g", direct[s].at(name).store_cpu_us_per_op);
       reporter.add({.transport = transport,
                     .case_name = name,
                     .size = plan.sizes[s],
@@ -453,7 +482,10 @@ void report(const kv::BackendDescription& backend, const std::string& transport,
                     .unit = "ops/s",
                     .baseline = "direct",
                     .baseline_value = direct[s].at(name).ops_per_s,
-                    .extra = {{"backend", backend.name}, {"MB/s", mb}}});
+                    .extra = {{"backend", backend.name},
+                              {"MB/s", mb},
+                              {"cpu_us", cpu},
+                              {"direct_cpu_us", direct_cpu}}});
     }
   }
   reporter.add({.transport = transport,

@@ -8,6 +8,7 @@
 //   void run_rpc(const dango::bench::Options& options, dango::bench::Reporter& reporter);
 //   DANGO_REGISTER_BENCH_SUITE(rpc, run_rpc);
 
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include <chrono>
@@ -107,6 +108,16 @@ using Clock = std::chrono::steady_clock;
 inline std::int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
       .count();
+}
+
+// CPU time (user + system) this process has used so far, every thread counted, in seconds.
+inline double process_cpu_seconds() {
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  auto seconds = [](const timeval& t) {
+    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
+  };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
 }
 
 // Measures elapsed time from construction (or restart()).

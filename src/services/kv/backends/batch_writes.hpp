@@ -12,6 +12,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -49,12 +50,32 @@ Status read(typename Api::DB& db, std::string_view key, std::string* value, bool
   return s.IsNotFound() ? Status::Ok() : Api::status(s, "get");
 }
 
+// An empty batch with room for `keys` and `values` when the store's batch can reserve it
+// (RocksDB's WriteBatch(reserved_bytes, max_bytes)): a batch grown by doubling copies its bytes
+// about twice more on the way. A 4 MiB batch of 4 KiB values took 1.0 ms to build, 0.25 ms
+// reserved; dango-bench kv -t tcp, rocksdb, 3 runs alternating with the batch unreserved: 4 KiB
+// values 138K -> 160K items/s through RPC, 64 KiB values 9.3K -> 11.4K items/s direct.
+template <class Api>
+typename Api::WriteBatch new_batch(std::span<const std::string_view> keys,
+                                   std::span<const std::string_view> values) {
+  using Batch = typename Api::WriteBatch;
+  if constexpr (std::is_constructible_v<Batch, size_t, size_t>) {
+    // The batch header, and per entry a tag and two varint lengths of at most 10 bytes each.
+    constexpr size_t kHeader = 12, kPerEntry = 21;
+    size_t bytes = kHeader;
+    for (size_t i = 0; i < keys.size(); ++i) bytes += keys[i].size() + values[i].size() + kPerEntry;
+    return Batch(bytes, 0);
+  } else {
+    return Batch();
+  }
+}
+
 // Writes values[i] under keys[i] as `mode` says (see plan_put), in one batch.
 template <class Api>
 Status put(typename Api::DB& db, const typename Api::WriteOptions& options,
            std::span<const std::string_view> keys, std::span<const std::string_view> values,
            PutMode mode, std::vector<bool>& applied) {
-  typename Api::WriteBatch batch;
+  typename Api::WriteBatch batch = new_batch<Api>(keys, values);
   auto read_one = [&](std::string_view key, std::string* value, bool* found) {
     return read<Api>(db, key, value, found);
   };
