@@ -15,6 +15,7 @@
 #include "dango/common/log.hpp"
 #include "net/bulk_checks.hpp"
 #include "net/ofi/ofi_transport.hpp"
+#include "net/segment_cursor.hpp"
 
 namespace dango::net::ofi {
 namespace {
@@ -32,27 +33,24 @@ std::vector<std::unique_ptr<RmaPiece>> plan_pieces(
     const std::vector<DescriptorSegment>& remotes, size_t remote_offset, size_t size,
     size_t max_piece, bool read, const std::shared_ptr<BulkOp>& op) {
   std::vector<std::unique_ptr<RmaPiece>> pieces;
-  size_t li = 0, lo = local_offset, ri = 0, ro = remote_offset;
-  while (li < locals.size() && lo >= locals[li].bytes.size()) lo -= locals[li++].bytes.size();
-  while (ri < remotes.size() && ro >= remotes[ri].length) ro -= remotes[ri++].length;
+  SegmentCursor local(locals, local_offset,
+                      [](const OfiMemoryRegion::Segment& s) { return s.bytes.size(); });
+  SegmentCursor remote(remotes, remote_offset,
+                       [](const DescriptorSegment& s) { return static_cast<size_t>(s.length); });
   for (size_t left = size; left > 0;) {
-    const auto& l = locals[li];
-    const auto& r = remotes[ri];
-    size_t n = std::min({left, l.bytes.size() - lo, static_cast<size_t>(r.length - ro), max_piece});
+    const size_t n = std::min({left, local.room(), remote.room(), max_piece});
     auto piece = std::make_unique<RmaPiece>();
     piece->op = op;
     piece->read = read;
-    piece->local = l.bytes.data() + lo;
-    piece->local_desc = l.desc;
+    piece->local = local.segment().bytes.data() + local.offset();
+    piece->local_desc = local.segment().desc;
     piece->length = n;
-    piece->remote_address = r.address + ro;
-    piece->key = r.key;
+    piece->remote_address = remote.segment().address + remote.offset();
+    piece->key = remote.segment().key;
     pieces.push_back(std::move(piece));
     left -= n;
-    lo += n;
-    ro += n;
-    if (lo == l.bytes.size() && left > 0) lo = 0, ++li;
-    if (ro == r.length && left > 0) ro = 0, ++ri;
+    local.advance(n);
+    remote.advance(n);
   }
   return pieces;
 }

@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "dango/common/error.hpp"
+#include "net/segment_cursor.hpp"
 #include "net/sm/sm_internal.hpp"
 #include "net/sm/sm_transport.hpp"
 
@@ -258,15 +259,17 @@ Status SmTransport::copy_cma(BulkOp& op, pid_t pid, size_t length) {
   // Pieces contiguous on both sides, IOV_MAX at a time.
   iovec local_iov[kMaxIov];
   iovec remote_iov[kMaxIov];
-  SegmentCursor<std::span<std::byte>> local(op.local, op.local_offset + op.moved);
-  SegmentCursor<RemoteSegment> remote(op.remote.segments, op.remote_offset + op.moved);
+  SegmentCursor local(op.local, op.local_offset + op.moved,
+                      [](const std::span<std::byte>& s) { return s.size(); });
+  SegmentCursor remote(op.remote.segments, op.remote_offset + op.moved,
+                       [](const RemoteSegment& s) { return static_cast<size_t>(s.length); });
   size_t left = length;
   while (left > 0) {
     size_t count = 0, batch = 0;
     while (left > 0 && count < kMaxIov) {
       const size_t n = std::min({local.room(), remote.room(), left});
-      local_iov[count] = {reinterpret_cast<void*>(local.address()), n};
-      remote_iov[count] = {reinterpret_cast<void*>(remote.address()), n};
+      local_iov[count] = {local.segment().data() + local.offset(), n};
+      remote_iov[count] = {reinterpret_cast<void*>(remote.segment().address + remote.offset()), n};
       ++count;
       batch += n;
       left -= n;

@@ -66,40 +66,6 @@ void for_each_piece(std::span<const std::span<std::byte>> segments, size_t offse
   }
 }
 
-// A position in the concatenation of segments (std::span<std::byte> or RemoteSegment), moved
-// forward piece by piece in constant time: a transfer into N segments that searched for each
-// piece from the first segment cost N² steps (a 4 MiB pull into 1,024 values of 4 KiB took
-// longer to plan than to copy).
-template <class Segment>
-class SegmentCursor {
- public:
-  SegmentCursor(std::span<const Segment> segments, size_t offset) : segments_(segments) {
-    advance(offset);
-  }
-  // The address of the byte at the cursor, and how many bytes follow it in its segment.
-  uint64_t address() const { return base(segments_[index_]) + offset_; }
-  size_t room() const { return length(segments_[index_]) - offset_; }
-  void advance(size_t n) {
-    offset_ += n;
-    while (index_ < segments_.size() && offset_ >= length(segments_[index_])) {
-      offset_ -= length(segments_[index_]);
-      ++index_;
-    }
-  }
-
- private:
-  static uint64_t base(const std::span<std::byte>& s) {
-    return reinterpret_cast<uint64_t>(s.data());
-  }
-  static uint64_t base(const RemoteSegment& s) { return s.address; }
-  static size_t length(const std::span<std::byte>& s) { return s.size(); }
-  static size_t length(const RemoteSegment& s) { return s.length; }
-
-  std::span<const Segment> segments_;
-  size_t index_ = 0;
-  size_t offset_ = 0;
-};
-
 // Payload headers of the fallback records (sm_fallback.cpp).
 struct ChunkRequest {
   uint64_t chunk_id;
