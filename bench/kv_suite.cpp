@@ -49,7 +49,6 @@
 #include <iostream>
 #include <map>
 #include <memory>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -257,14 +256,19 @@ struct Result {
   double ops_per_s = 0;
   double mb_per_s = 0;
   std::vector<double> latency_us;
-  double store_cpu_us_per_op =
-      0;  // CPU of the store's process per item (Target::store_cpu_seconds)
+  // CPU time of the store's process per item (Target::store_cpu_seconds), in microseconds.
+  double store_cpu_us_per_op = 0;
 };
 
-// Times one case: its wall-clock time and the store's CPU time over it.
+// Times one case (from construction or restart()): its wall-clock time and the store's CPU
+// time over it.
 class CaseClock {
  public:
   explicit CaseClock(const Target& t) : target_(t), cpu_start_(t.store_cpu_seconds()) {}
+  void restart() {
+    cpu_start_ = target_.store_cpu_seconds();
+    watch_.restart();
+  }
   Result finish(std::size_t items, std::size_t value_size, std::vector<double> lat = {}) const {
     const double seconds = watch_.elapsed_s();
     const double cpu = target_.store_cpu_seconds() - cpu_start_;
@@ -288,21 +292,21 @@ std::map<std::string, Result> run_cases(const Target& t, std::size_t size_index,
   const std::size_t singles =
       std::max<std::size_t>(50, std::min(plan.single_max, plan.single_bytes / size));
   std::vector<double> lat;
-  std::optional<CaseClock> clock(std::in_place, t);
+  CaseClock clock(t);
   for (std::size_t i = 0; i < singles; ++i) {
     const std::int64_t start = now_ns();
     t.put(key_of('p', size_index, i), value);
     lat.push_back(static_cast<double>(now_ns() - start) / 1e3);
   }
-  out["put"] = clock->finish(singles, size, std::move(lat));
+  out["put"] = clock.finish(singles, size, std::move(lat));
   lat = {};
-  clock.emplace(t);
+  clock.restart();
   for (std::size_t i = 0; i < singles; ++i) {
     const std::int64_t start = now_ns();
     if (t.get(key_of('p', size_index, i)) != size) throw std::runtime_error("kv bench: get size");
     lat.push_back(static_cast<double>(now_ns() - start) / 1e3);
   }
-  out["get"] = clock->finish(singles, size, std::move(lat));
+  out["get"] = clock.finish(singles, size, std::move(lat));
 
   const std::size_t batches =
       std::max<std::size_t>(1, std::min(plan.batches_max, plan.batch_bytes / (size * kBatch)));
@@ -317,22 +321,22 @@ std::map<std::string, Result> run_cases(const Target& t, std::size_t size_index,
       keys[b].insert(keys[b].end(), p, p + k.size());
     }
   }
-  clock.emplace(t);
+  clock.restart();
   for (std::size_t b = 0; b < batches; ++b) t.put_batch(keys[b], key_sizes, values, value_sizes);
   t.drain();
-  out["put_batch"] = clock->finish(batches * kBatch, size);
-  clock.emplace(t);
+  out["put_batch"] = clock.finish(batches * kBatch, size);
+  clock.restart();
   for (std::size_t b = 0; b < batches; ++b) {
     if (t.get_batch(keys[b], key_sizes, got, got_sizes) != got.size()) {
       throw std::runtime_error("kv bench: get_batch size");
     }
   }
-  out["get_batch"] = clock->finish(batches * kBatch, size);
+  out["get_batch"] = clock.finish(batches * kBatch, size);
   if (ordered) {
-    clock.emplace(t);
+    clock.restart();
     const std::size_t listed = t.list_all(key_of('p', size_index, 0).substr(0, 2));
     if (listed != singles) throw std::runtime_error("kv bench: listed " + std::to_string(listed));
-    out["list"] = clock->finish(listed, size);
+    out["list"] = clock.finish(listed, size);
   }
   return out;
 }

@@ -3,7 +3,8 @@
 // step: the transports that walk a local and a remote list of segments side by side to cut a
 // transfer into pieces contiguous on both (sm's process_vm_readv/writev, ofi's fi_read/fi_write)
 // use two of these. (A walk that searched for each piece from the first segment cost N² steps
-// for N segments: a 4 MiB pull into 1,024 buffers of 4 KiB took longer to plan than to copy.)
+// for N segments: sm pulls of 4 MiB into 1,024 local buffers of 4 KiB, in an experiment of the
+// kv benchmark, ran at 310-327K values/s that way and at 397-430K with cursors.)
 //
 //   SegmentCursor local(op.local, offset, [](const std::span<std::byte>& s) { return s.size(); });
 //   ... n = std::min(local.room(), remote.room()); use local.segment(), local.offset(); ...

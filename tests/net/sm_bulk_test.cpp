@@ -104,9 +104,8 @@ INSTANTIATE_TEST_SUITE_P(PathsAndSizes, SmBulkPaths,
                                                               size_t{5} << 20)),
                          path_and_size_name);
 
-// A transfer into thousands of small segments (as a store receiving each value in its own
-// buffer) goes in several system calls of at most IOV_MAX pieces; segment boundaries of the two
-// sides do not line up.
+// A transfer into thousands of small segments goes in several system calls of at most IOV_MAX
+// pieces; segment boundaries of the two sides do not line up.
 TEST_F(SmBulk, GetAndPutIntoThousandsOfSegmentsMoveEveryByte) {
   constexpr size_t kSegments = 3000, kSegmentSize = 100, kSize = kSegments * kSegmentSize;
   Buffer remote(kSize + 10, {0.37});
