@@ -7,6 +7,8 @@
 #include <sys/socket.h>
 #include <spdlog/spdlog.h>
 
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <fstream>
 #include <mutex>
@@ -44,6 +46,7 @@ struct Monitoring::Impl {
   std::shared_ptr<Statistics> statistics = std::make_shared<Statistics>();
   httplib::Server http;
   std::thread http_thread;
+  std::atomic<bool> http_returned = false;
   std::string prometheus_address;
 
   std::mutex mutex;
@@ -133,7 +136,16 @@ void Monitoring::start_http() {
                       "\" (address in use or not local)");
   }
   impl_->prometheus_address = host + ":" + std::to_string(bound);
-  impl_->http_thread = std::thread([impl = impl_.get()] { impl->http.listen_after_bind(); });
+  impl_->http_thread = std::thread([impl = impl_.get()] {
+    impl->http.listen_after_bind();
+    impl->http_returned = true;
+  });
+  // httplib's stop() does nothing until the server's loop has started, and a stop that comes
+  // earlier would leave the loop running and its join waiting forever: return only once the
+  // loop runs (or has already ended).
+  while (!impl_->http.is_running() && !impl_->http_returned) {
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
 }
 
 Monitoring::~Monitoring() {
