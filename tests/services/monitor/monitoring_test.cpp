@@ -223,5 +223,16 @@ TEST(Monitoring, AnAddressThatCannotBeBoundIsAConfigError) {
   EXPECT_THROW(Monitoring(other, {.prometheus = first.prometheus_address()}), ConfigError);
 }
 
+// A monitoring stopped right after it started (a daemon reconfigured at once, a failed start
+// unwinding) still stops: its HTTP endpoint may not have begun serving yet.
+TEST(Monitoring, OneDestroyedRightAfterItsStartStops) {
+  Pair p;
+  for (int i = 0; i < 200; ++i) {
+    Monitoring monitoring(p.server, {.prometheus = "127.0.0.1:0"});
+  }
+  Monitoring last(p.server, {.prometheus = "127.0.0.1:0"});
+  EXPECT_NE(http_get(last.prometheus_address(), "/metrics").find("200 OK"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace dango::monitor
