@@ -12,6 +12,9 @@
 //   pull_shared, push_shared (sm only)  the same on memory from Engine::allocate_exposed,
 //                      which the server maps once: baseline memcpy of the same size.
 //   memcpy_bandwidth   informational (no baseline): the copy a same-node transport could reach.
+//
+// Environment: DANGO_BENCH_BULK_SIZES=1048576 measures only the transfer sizes named, in bytes
+// (at most 64 MiB).
 
 #include <algorithm>
 #include <chrono>
@@ -24,6 +27,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -38,10 +42,22 @@
 namespace dango::bench {
 namespace {
 
-// The sizes of the baselines suite: a small message, an eager/rendezvous boundary, bulk sizes
-// in cache and well past it.
-constexpr std::size_t kSizes[] = {4 * kKiB, 64 * kKiB, 1 * kMiB, 16 * kMiB, 64 * kMiB};
+// The client's buffer: the largest transfer.
 constexpr std::size_t kMaxSize = 64 * kMiB;
+
+// The transfer sizes: a small message, an eager/rendezvous boundary, bulk sizes in cache and
+// well past it; or those DANGO_BENCH_BULK_SIZES names.
+std::vector<std::size_t> transfer_sizes() {
+  auto sizes = sizes_from_env("DANGO_BENCH_BULK_SIZES",
+                              {4 * kKiB, 64 * kKiB, 1 * kMiB, 16 * kMiB, kMaxSize});
+  for (std::size_t size : sizes) {
+    if (size > kMaxSize) {
+      throw std::runtime_error("DANGO_BENCH_BULK_SIZES: " + std::to_string(size) +
+                               " bytes is more than the suite's 64 MiB buffer");
+    }
+  }
+  return sizes;
+}
 
 // RPC names served by rpc_bench_server.cpp.
 constexpr const char* kPullRpc = "bench_pull";
@@ -76,7 +92,8 @@ double transfer_gib_per_s(rpc::Engine& engine, const rpc::Endpoint& server, cons
 }
 
 void run_for_transport(const std::string& transport, const std::string& listen_address,
-                       const Options& options, Reporter& reporter) {
+                       const std::vector<std::size_t>& sizes, const Options& options,
+                       Reporter& reporter) {
   const Effort effort{.quick = options.quick};
   rpc::Engine engine{rpc::EngineOptions{.address = transport}};  // default options: a client
   auto buffer = std::make_unique_for_overwrite<std::byte[]>(kMaxSize);
@@ -100,7 +117,7 @@ void run_for_transport(const std::string& transport, const std::string& listen_a
   std::vector<Row> rows;
   {
     const BenchServer server(engine, listen_address, kMaxSize);
-    for (std::size_t size : kSizes) {
+    for (std::size_t size : sizes) {
       // Each baseline right before its RPCs, so that a drift of the machine hits both alike.
       // Meanwhile the idle server sleeps (past its polling window) and the client's progress
       // loop does not run (this thread is not waiting): neither steals CPU.
@@ -125,14 +142,14 @@ void run_for_transport(const std::string& transport, const std::string& listen_a
       rows.push_back(row);
     }
   }
-  for (std::size_t i = 0; i < std::size(kSizes); ++i) {
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
     const Row& row = rows[i];
     std::map<std::string, std::string> extra;
     if (!row.mode.empty()) extra["baseline_mode"] = row.mode;
     for (const auto& [name, value] : {std::pair{"pull", row.pull}, std::pair{"push", row.push}}) {
       reporter.add({.transport = transport,
                     .case_name = name,
-                    .size = kSizes[i],
+                    .size = sizes[i],
                     .value = value,
                     .unit = "GiB/s",
                     .baseline = row.baseline,
@@ -144,7 +161,7 @@ void run_for_transport(const std::string& transport, const std::string& listen_a
          {std::pair{"pull_shared", row.pull_shared}, std::pair{"push_shared", row.push_shared}}) {
       reporter.add({.transport = transport,
                     .case_name = name,
-                    .size = kSizes[i],
+                    .size = sizes[i],
                     .value = value,
                     .unit = "GiB/s",
                     .baseline = "memcpy",
@@ -154,6 +171,7 @@ void run_for_transport(const std::string& transport, const std::string& listen_a
 }
 
 void run_bulk_suite(const Options& options, Reporter& reporter) {
+  const std::vector<std::size_t> sizes = transfer_sizes();
   const std::vector<std::string> registered = net::registered_transports();
   for (const std::string& transport : options.transports) {
     const auto address = server_address(transport);
@@ -163,9 +181,9 @@ void run_bulk_suite(const Options& options, Reporter& reporter) {
                 << "\" (not supported by the engine or by this suite)\n";
       continue;
     }
-    run_for_transport(transport, *address, options, reporter);
+    run_for_transport(transport, *address, sizes, options, reporter);
   }
-  for (std::size_t size : kSizes) {
+  for (std::size_t size : sizes) {
     reporter.add({.case_name = "memcpy_bandwidth",
                   .size = size,
                   .value = memcpy_bandwidth(size, {.quick = options.quick}),

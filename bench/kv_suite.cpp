@@ -77,26 +77,6 @@ struct Plan {
   std::size_t empty_rpcs;    // empty RPCs for the get_vs_rpc reference
 };
 
-// The value sizes DANGO_BENCH_KV_SIZES names (bytes, comma-separated), or `sizes` when unset.
-std::vector<std::size_t> selected_sizes(std::vector<std::size_t> sizes) {
-  const char* list = std::getenv("DANGO_BENCH_KV_SIZES");
-  if (list == nullptr || *list == '\0') return sizes;
-  std::vector<std::size_t> chosen;
-  for (const char* at = list; *at != '\0';) {
-    char* end = nullptr;
-    const unsigned long long size = std::strtoull(at, &end, 10);
-    if (end == at || size == 0 || (*end != ',' && *end != '\0')) {
-      throw std::runtime_error(
-          "DANGO_BENCH_KV_SIZES: expected value sizes in bytes, such as "
-          "\"4096,65536\", not \"" +
-          std::string(list) + "\"");
-    }
-    chosen.push_back(size);
-    at = *end == ',' ? end + 1 : end;
-  }
-  return chosen;
-}
-
 Plan make_default_plan(bool quick) {
   if (quick) {
     return {.sizes = {64, 64 * kKiB},
@@ -120,7 +100,7 @@ Plan make_default_plan(bool quick) {
 
 Plan make_plan(bool quick) {
   Plan plan = make_default_plan(quick);
-  plan.sizes = selected_sizes(std::move(plan.sizes));
+  plan.sizes = sizes_from_env("DANGO_BENCH_KV_SIZES", std::move(plan.sizes));
   return plan;
 }
 

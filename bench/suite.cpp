@@ -68,6 +68,24 @@ std::string format_size(std::uint64_t bytes) {
   return buf;
 }
 
+std::vector<std::size_t> sizes_from_env(const char* variable, std::vector<std::size_t> defaults) {
+  const char* list = std::getenv(variable);
+  if (list == nullptr || *list == '\0') return defaults;
+  std::vector<std::size_t> chosen;
+  for (const char* at = list; *at != '\0';) {
+    char* end = nullptr;
+    const unsigned long long size = std::strtoull(at, &end, 10);
+    if (end == at || size == 0 || (*end != ',' && *end != '\0')) {
+      throw std::runtime_error(std::string(variable) +
+                               ": expected sizes in bytes, such as \"4096,65536\", not \"" +
+                               list + "\"");
+    }
+    chosen.push_back(size);
+    at = *end == ',' ? end + 1 : end;
+  }
+  return chosen;
+}
+
 void Reporter::add(Record record) {
   for (const auto& [key, value] : record.extra) {
     if (std::find(std::begin(kRecordKeys), std::end(kRecordKeys), key) != std::end(kRecordKeys)) {

@@ -82,6 +82,10 @@ void print_table(std::ostream& out, const std::vector<Record>& records);
 void write_json(std::ostream& out, const std::vector<Record>& records);
 // "64B", "4KiB", "16MiB", "1.5KiB"; "-" for 0.
 std::string format_size(std::uint64_t bytes);
+// The sizes the environment variable `variable` names (bytes, comma-separated: "4096,65536"),
+// or `defaults` when it is unset or empty; std::runtime_error naming the variable when it
+// holds anything else.
+std::vector<std::size_t> sizes_from_env(const char* variable, std::vector<std::size_t> defaults);
 
 // ---- suite registry ---------------------------------------------------------------------------
 
