@@ -13,10 +13,10 @@
 
 #include "dango/rpc/engine.hpp"
 #include "dango/services/kv/options.hpp"
+#include "dango/thread/worker_thread.hpp"
 #include "services/kv/backend.hpp"
 #include "services/kv/buffer_pool.hpp"
 #include "services/kv/protocol.hpp"
-#include "services/kv/writer_thread.hpp"
 
 namespace dango::kv {
 
@@ -43,7 +43,7 @@ inline constexpr size_t kPutPartsAhead = 1;
 // 303K -> 344K. Slices of 64 KiB and of 1 MiB measured the same as 256 KiB.
 inline constexpr size_t kPutSliceBytes = size_t{256} << 10;
 // A put of at least this many bytes into a store that takes no short writes runs on the
-// provider's writer thread (WriterThread), so that the stream keeps receiving meanwhile.
+// provider's writer thread (thread::WorkerThread), so that the stream keeps receiving meanwhile.
 inline constexpr size_t kOffloadedPutBytes = size_t{512} << 10;
 
 // A request's keys, checked and ready for the backend; owns pulled bytes when they came by bulk.
@@ -115,7 +115,9 @@ class ProviderState {
   rpc::Engine& engine_;
   ProviderOptions options_;
   mutable BufferPool buffers_;
-  mutable WriterThread writer_;
+  // The OS thread of the large puts into stores that take no short writes: the handler waits
+  // as a ULT, so the provider's stream keeps receiving the next pulls and requests meanwhile.
+  mutable thread::WorkerThread writer_;
   std::mutex admin_mutex_;  // one admin operation at a time (opening a store may be slow)
   mutable std::shared_mutex table_mutex_;
   std::map<std::string, Entry, std::less<>> by_name_;
