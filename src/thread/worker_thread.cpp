@@ -3,7 +3,22 @@
 
 #include "dango/thread/worker_thread.hpp"
 
+#include <atomic>
+
 namespace dango::thread {
+
+namespace {
+std::atomic<size_t> jobs_in_flight_count{0};
+}  // namespace
+
+size_t WorkerThread::jobs_in_flight() {
+  return jobs_in_flight_count.load(std::memory_order_relaxed);
+}
+
+WorkerThread::InFlight::InFlight() { jobs_in_flight_count.fetch_add(1, std::memory_order_relaxed); }
+WorkerThread::InFlight::~InFlight() {
+  jobs_in_flight_count.fetch_sub(1, std::memory_order_relaxed);
+}
 
 WorkerThread::~WorkerThread() {
   {
