@@ -19,13 +19,13 @@
 // sys.stdin reads as empty in scripts. A script that ends with an expression has its value as
 // the result, as an interactive interpreter shows it.
 //
-// Time limit: a watchdog thread, once a script's deadline passes, raises TimeLimitExceeded (a
-// BaseException) in the script's thread with PyThreadState_SetAsyncExc, and again every few ms
-// until execute() returns, so that a script catching it in a loop is stopped too. Limitation: a
-// script blocked inside a C call (time.sleep(100), a socket read) is stopped only when that call
-// returns. This is not a sandbox: a script can still end the process (os._exit, os.kill) or read
-// files, as the server's user; only the ways that end it by accident (sys.exit, exit) are
-// turned into errors.
+// Time limit: a watchdog thread stops a script once its deadline passes (see Watchdog), and the
+// interpreter keeps what the script did until then. Limitation: a script inside a long C call
+// (time.sleep(100), a socket read, sum(range(10**12)), a backtracking regular expression) is
+// stopped only when that call returns; one that keeps the GIL meanwhile also holds up the other
+// Python interpreters of the process. This is not a sandbox: a script can still end the process
+// (os._exit, os.kill) or read files, as the server's user; only the ways that end it by
+// accident (sys.exit, exit) are turned into errors.
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -245,22 +245,35 @@ PyMethodDef kSinkFunctions[] = {
     {"sink_active", &sink_active, METH_NOARGS, "Whether a script runs on this OS thread."},
     {nullptr, nullptr, 0, nullptr}};
 
-// Raises TimeLimitExceeded in the scripts past their deadline. One per process; lock order:
-// the GIL, then mutex_ (scripts register and leave with the GIL held, and the watchdog never
-// waits for the GIL while holding mutex_), so that once a script has left, with the GIL held,
-// nothing can raise in its thread any more.
+// The trace function of a script past its deadline: raises TimeLimitExceeded (`exception`) at
+// each new line and call, so that a handler catching it cannot run either.
+int raise_time_limit(PyObject* exception, PyFrameObject*, int what, PyObject*) {
+  if (what != PyTrace_LINE && what != PyTrace_CALL) return 0;
+  PyErr_SetNone(exception);
+  return -1;
+}
+
+// Stops the scripts past their deadline. One per process. Once a script's deadline passes, the
+// watchdog raises TimeLimitExceeded in its thread (PyThreadState_SetAsyncExc: seen at the next
+// loop iteration or call) and sets a trace function on it that raises again at every line (so
+// that `except BaseException: pass` in a loop cannot swallow it), repeating every few ms until
+// the script has left; the trace function goes through _PyEval_SetTrace, CPython's call for
+// another thread's trace (public from 3.12 only as PyEval_SetTraceAllThreads, for all threads).
+//
+// Lock order: the GIL, then mutex_ (scripts enter and leave with the GIL held; the watchdog never
+// waits for the GIL while holding mutex_). So once a script has left, with the GIL held, nothing
+// can raise in its thread any more, and leave() withdraws what was raised but not yet seen.
 class Watchdog {
  public:
   struct Run {
-    unsigned long thread;  // PyThread_get_thread_ident() of the script's thread
+    PyThreadState* state;  // the script's thread's
     Clock::time_point deadline;
     bool fired = false;
   };
 
   explicit Watchdog(PyObject* exception) : exception_(exception) {}
 
-  // Both with the GIL held. leave() returns whether the time limit fired, and withdraws an
-  // exception raised but not yet seen by the script's thread, so none is left for the next one.
+  // Both with the GIL held, on the script's thread. leave() returns whether the time limit fired.
   void enter(Run* run) {
     std::lock_guard lock(mutex_);
     runs_.push_back(run);
@@ -271,7 +284,10 @@ class Watchdog {
       std::lock_guard lock(mutex_);
       std::erase(runs_, run);
     }
-    if (run->fired) PyThreadState_SetAsyncExc(run->thread, nullptr);
+    if (run->fired) {
+      PyThreadState_SetAsyncExc(PyThread_get_thread_ident(), nullptr);
+      PyEval_SetTrace(nullptr, nullptr);
+    }
     return run->fired;
   }
 
@@ -299,9 +315,7 @@ class Watchdog {
         Gil gil;
         lock.lock();
         for (Run* run : runs_) {
-          if (run->deadline > now) continue;
-          run->fired = true;
-          PyThreadState_SetAsyncExc(run->thread, exception_);
+          if (run->deadline <= now) stop(run);
         }
         lock.unlock();
       }
@@ -311,6 +325,13 @@ class Watchdog {
   }
 
  private:
+  // With the GIL and mutex_ held.
+  void stop(Run* run) {
+    run->fired = true;
+    PyThreadState_SetAsyncExc(run->state->thread_id, exception_);
+    if (_PyEval_SetTrace(run->state, &raise_time_limit, exception_) != 0) PyErr_Clear();
+  }
+
   PyObject* exception_;
   std::mutex mutex_;
   std::condition_variable changed_;
@@ -479,7 +500,7 @@ class PythonBackend : public Backend {
     // print is dropped (it must not reach the server's own output).
     OutputSink discarded(0);
     current_sink = &discarded;
-    Watchdog::Run run{PyThread_get_thread_ident(), Clock::now() + time_limit_};
+    Watchdog::Run run{PyThreadState_Get(), Clock::now() + time_limit_};
     runtime_->watchdog().enter(&run);
     PyDict_Clear(globals_);
     Py_CLEAR(globals_);
@@ -496,7 +517,7 @@ class PythonBackend : public Backend {
 
     Ref outcome;
     std::string stray;  // an exception that escaped the runner (it reports the script's own)
-    Watchdog::Run run{PyThread_get_thread_ident(), deadline};
+    Watchdog::Run run{PyThreadState_Get(), deadline};
     runtime_->watchdog().enter(&run);
     {
       SavedStreams streams;
