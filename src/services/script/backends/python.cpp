@@ -277,7 +277,7 @@ class Watchdog {
   void enter(Run* run) {
     std::lock_guard lock(mutex_);
     runs_.push_back(run);
-    changed_.notify_one();
+    if (run->deadline < wake_at_) changed_.notify_one();  // most scripts need no wake-up
   }
   bool leave(Run* run) {
     {
@@ -302,6 +302,7 @@ class Watchdog {
         due = due || run->deadline <= now;
         next = std::min(next, run->deadline);
       }
+      wake_at_ = due ? Clock::time_point::min() : next;
       if (!due) {
         if (next == Clock::time_point::max()) {
           changed_.wait(lock);
@@ -336,6 +337,8 @@ class Watchdog {
   std::mutex mutex_;
   std::condition_variable changed_;
   std::vector<Run*> runs_;
+  // When the watchdog looks again by itself (min while it is stopping scripts).
+  Clock::time_point wake_at_ = Clock::time_point::min();
 };
 
 // The process's CPython runtime and the objects every interpreter uses.
