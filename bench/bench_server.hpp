@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstddef>
 #include <exception>
+#include <functional>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -15,6 +16,15 @@
 namespace dango::bench {
 
 inline constexpr const char* kShutdownRpc = "bench_shutdown";
+
+// Runs `body` in a ULT of the engine's rpc pool and waits for it; the waiting (primary) thread
+// runs the pool meanwhile, as a client application's ULT would.
+template <class T>
+T in_ult(rpc::Engine& engine, const std::function<T()>& body) {
+  T result{};
+  engine.rpc_pool().spawn([&] { result = body(); }).join();
+  return result;
+}
 
 // The listen address for the server of `transport` (its registered loopback address), or
 // nullopt when no such transport is registered.

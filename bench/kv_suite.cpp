@@ -321,13 +321,6 @@ std::map<std::string, Result> run_cases(const Target& t, std::size_t size_index,
   return out;
 }
 
-template <class T>
-T in_ult(rpc::Engine& engine, const std::function<T()>& body) {
-  T result{};
-  engine.rpc_pool().spawn([&] { result = body(); }).join();
-  return result;
-}
-
 // A temporary directory for the stores, removed on scope exit.
 struct TempDir {
   TempDir() {

@@ -85,15 +85,6 @@ Plan make_plan(bool quick) {
           .inprocess_samples = 100};
 }
 
-// Runs `body` in a ULT of the engine's rpc pool and waits for it; the waiting (primary) thread
-// runs the pool meanwhile, as a client application's ULT would.
-template <class T>
-T in_ult(rpc::Engine& engine, const std::function<T()>& body) {
-  T result{};
-  engine.rpc_pool().spawn([&] { result = body(); }).join();
-  return result;
-}
-
 std::vector<double> sequential_latency_us(rpc::Engine& engine, const rpc::Endpoint& server,
                                           std::size_t iterations) {
   const auto empty = engine.rpc<void()>(kEmptyRpc).on(server);

@@ -1,12 +1,14 @@
-// The kv and blob modules in real dango-daemon processes: data written through the components'
-// clients survives a clean stop and restart (stop() closes the stores), a provider removed at
-// run time releases its store so that it can be added again, and a component config that turns
-// out unusable at run time is rejected with its key path.
+// The component modules in real dango-daemon processes: kv and blob data written through the
+// components' clients survives a clean stop and restart (stop() closes the stores), a provider
+// removed at run time releases its store so that it can be added again, a component config that
+// turns out unusable at run time is rejected with its key path, and a script provider runs
+// scripts without a script's exit or endless loop ending or holding up the daemon.
 
 #include "compose_test_util.hpp"
 #include "dango/dango.hpp"
 #include "dango/services/blob/client.hpp"
 #include "dango/services/kv/client.hpp"
+#include "dango/services/script/client.hpp"
 
 namespace dango::compose {
 namespace {
@@ -108,6 +110,28 @@ TEST_F(ComponentModules, UnusableComponentConfigAddedAtRunTimeIsRejectedWithItsK
       << add_blob.err;
   auto list = ctl(dir_, {"list-providers", daemon.address()});
   EXPECT_EQ(nlohmann::json::parse(list.out).size(), 0u) << list.out;
+}
+
+TEST_F(ComponentModules, ScriptProviderServesOnAfterAScriptExitsOrLoopsForever) {
+  const nlohmann::json scripts = {
+      {"name", "scripts"},
+      {"type", "script"},
+      {"provider_id", 4},
+      {"config",
+       {{"interpreters",
+         {{{"name", "main"}, {"language", "lua"}, {"time_limit_ms", 300}}}}}}};
+  Daemon daemon(dir_, "live", {{"providers", {scripts}}});
+  Engine client{"tcp"};
+  auto lua = script::Client{client}.open(daemon.address(), 4, "main");
+  lua.execute("kept = 'yes'");
+  EXPECT_THROW(lua.execute("os.exit(0)"), script::Error);
+  EXPECT_THROW(lua.execute("while true do end"), script::Error);
+  EXPECT_EQ(lua.execute("print(kept) return 6 * 7").result, "42");
+  auto query = nlohmann::json::parse(ctl(dir_, {"query", daemon.address()}).out);
+  EXPECT_EQ(query["providers"][0]["config"]["interpreters"][0]["time_limit_ms"], 300);
+  auto shutdown = ctl(dir_, {"shutdown", daemon.address()});
+  ASSERT_EQ(shutdown.code, 0) << shutdown.err;
+  EXPECT_EQ(daemon.process().wait_exit(), 0) << daemon.process().err();
 }
 
 }  // namespace

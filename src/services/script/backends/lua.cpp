@@ -25,13 +25,12 @@ constexpr const char* kSelfKey = "dango.script.interpreter";
 class LuaBackend : public Backend {
  public:
   explicit LuaBackend(const InterpreterConfig& config)
-      : name_(config.name), limit_(config.memory_limit) {
+      : name_(config.name) {
+    // The state and its libraries are made without a limit (running out there would be a panic,
+    // not an error); a limit they already exceed is a configuration error.
     state_ = lua_newstate(&LuaBackend::allocate, this);
     if (state_ == nullptr) throw Error(ErrorCode::kInternal, "lua: cannot create a state");
-    // The libraries are opened without a limit (running out there would be a panic, not an
-    // error); a limit they already exceed is a configuration error.
-    const uint64_t limit = limit_;
-    limit_ = 0;
+    const uint64_t limit = config.memory_limit;
     luaL_openlibs(state_);
     install_functions();
     lua_gc(state_, LUA_GCCOLLECT);
@@ -106,9 +105,10 @@ class LuaBackend : public Backend {
 
   static void hook(lua_State* L, lua_Debug*) {
     LuaBackend& me = self(L);
-    // Once past the deadline, every later look raises again: a script that catches the error
-    // with pcall is stopped at its next instructions outside it.
+    // Once past the deadline the hook runs at every instruction and raises each time: a script
+    // that catches the error with pcall is stopped at its first instruction outside it.
     if (me.timed_out_ || Clock::now() > me.deadline_) {
+      if (!me.timed_out_) lua_sethook(L, &LuaBackend::hook, LUA_MASKCOUNT, 1);
       me.timed_out_ = true;
       luaL_error(L, "time limit exceeded");
     }
@@ -204,7 +204,7 @@ class LuaBackend : public Backend {
 
   std::string name_;
   lua_State* state_ = nullptr;
-  uint64_t limit_;
+  uint64_t limit_ = 0;  // 0 while the state is being made
   uint64_t used_ = 0;
   bool over_limit_ = false;
   bool timed_out_ = false;

@@ -1,0 +1,249 @@
+// script::Provider: the interpreters of one provider and the RPCs that run scripts in them (see
+// include/dango/services/script/provider.hpp). Each interpreter lives on its own
+// thread::WorkerThread: made, run and destroyed there, so a language runtime with per-thread
+// state (CPython's) always sees the same thread, scripts of one interpreter run one at a time in
+// arrival order, and a handler waits as a ULT while the stream serves other requests.
+
+#include "dango/services/script/provider.hpp"
+
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <set>
+#include <shared_mutex>
+#include <string>
+
+#include "dango/common/config.hpp"
+#include "dango/thread/worker_thread.hpp"
+#include "services/script/backend.hpp"
+#include "services/script/protocol.hpp"
+
+namespace dango::script {
+
+namespace {
+
+// Runs an RPC body so that nothing escapes as an exception: the caller gets a typed
+// script::Error rather than a RemoteError with only a message.
+template <class Reply, class Body>
+Reply guarded(Body&& body) {
+  protocol::Outcome failure;
+  try {
+    return body();
+  } catch (const Error& e) {
+    failure = {.code = e.code(), .message = e.what()};
+  } catch (const ConfigError& e) {
+    failure = {.code = ErrorCode::kInvalidArgument, .message = e.what()};
+  } catch (const std::exception& e) {
+    failure = {.code = ErrorCode::kInternal, .message = e.what()};
+  }
+  if constexpr (std::is_same_v<Reply, protocol::Outcome>) {
+    return failure;
+  } else {
+    Reply reply{};
+    reply.outcome = std::move(failure);
+    return reply;
+  }
+}
+
+// One interpreter: its configuration, its thread, and its backend (made and destroyed there).
+class Hosted {
+ public:
+  explicit Hosted(InterpreterConfig config) : config_(std::move(config)) {
+    backend_ = worker_.run([this] { return make_backend(config_); });
+  }
+  ~Hosted() {
+    worker_.run([this] { backend_.reset(); });
+  }
+  Hosted(const Hosted&) = delete;
+  Hosted& operator=(const Hosted&) = delete;
+
+  const InterpreterConfig& config() const { return config_; }
+
+  // Runs `code` once the scripts handed over before it are done; its time limit counts from
+  // when it starts.
+  Execution execute(std::string_view code, size_t max_output) {
+    return worker_.run([&] {
+      OutputSink output(max_output);
+      Execution execution;
+      execution.result =
+          backend_->execute(code, std::chrono::steady_clock::now() + config_.time_limit, output);
+      execution.output = std::move(output.text());
+      execution.output_truncated = output.truncated();
+      return execution;
+    });
+  }
+
+ private:
+  InterpreterConfig config_;
+  thread::WorkerThread worker_;
+  std::unique_ptr<Backend> backend_;
+};
+
+}  // namespace
+
+class ProviderState {
+ public:
+  explicit ProviderState(const ProviderOptions& options)
+      : max_code_size_(options.max_code_size), max_output_size_(options.max_output_size) {}
+
+  void open(const std::string& name) const { (void)find(name); }
+
+  Execution execute(const std::string& name, const std::string& code) const {
+    if (code.size() > max_code_size_) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "interpreter \"" + name + "\": a script of " + std::to_string(code.size()) +
+                      " bytes is larger than the provider's max_code_size (" +
+                      std::to_string(max_code_size_) + ")");
+    }
+    // The interpreter stays alive for this script even if it is destroyed meanwhile.
+    return find(name)->execute(code, max_output_size_);
+  }
+
+  // Starts an interpreter; `path` is where its config came from, for ConfigError messages.
+  void create(const InterpreterConfig& config, const std::string& path) {
+    std::lock_guard admin(admin_mutex_);
+    {
+      std::shared_lock lock(table_mutex_);
+      if (table_.count(config.name) != 0) {
+        throw Error(ErrorCode::kInterpreterExists,
+                    "interpreter \"" + config.name + "\" already exists");
+      }
+    }
+    std::shared_ptr<Hosted> hosted;
+    try {
+      hosted = std::make_shared<Hosted>(config);
+    } catch (const ConfigError& e) {
+      throw ConfigError(path.empty() ? std::string(e.what()) : path + "." + e.what());
+    }
+    std::unique_lock lock(table_mutex_);
+    table_.emplace(config.name, std::move(hosted));
+  }
+
+  void destroy(std::string_view name) {
+    std::shared_ptr<Hosted> gone;  // released outside the lock: it waits for queued scripts
+    {
+      std::unique_lock lock(table_mutex_);
+      auto it = table_.find(name);
+      if (it == table_.end()) throw unknown(name);
+      gone = std::move(it->second);
+      table_.erase(it);
+    }
+  }
+
+  std::vector<InterpreterInfo> list() const {
+    std::shared_lock lock(table_mutex_);
+    std::vector<InterpreterInfo> out;
+    for (const auto& [name, hosted] : table_) out.push_back({name, hosted->config().language});
+    return out;
+  }
+
+  std::vector<InterpreterConfig> configs() const {
+    std::shared_lock lock(table_mutex_);
+    std::vector<InterpreterConfig> out;
+    for (const auto& [name, hosted] : table_) out.push_back(hosted->config());
+    return out;
+  }
+
+  // Destroys every interpreter (each after its queued scripts).
+  void clear() {
+    std::map<std::string, std::shared_ptr<Hosted>, std::less<>> gone;
+    {
+      std::unique_lock lock(table_mutex_);
+      gone.swap(table_);
+    }
+  }
+
+  size_t max_code_size() const { return max_code_size_; }
+  size_t max_output_size() const { return max_output_size_; }
+
+ private:
+  static Error unknown(std::string_view name) {
+    return Error(ErrorCode::kUnknownInterpreter,
+                 "no interpreter \"" + std::string(name) + "\" at this provider");
+  }
+  std::shared_ptr<Hosted> find(std::string_view name) const {
+    std::shared_lock lock(table_mutex_);
+    auto it = table_.find(name);
+    if (it == table_.end()) throw unknown(name);
+    return it->second;
+  }
+
+  const size_t max_code_size_;
+  const size_t max_output_size_;
+  std::mutex admin_mutex_;  // one create at a time (starting an interpreter may be slow)
+  mutable std::shared_mutex table_mutex_;
+  std::map<std::string, std::shared_ptr<Hosted>, std::less<>> table_;
+};
+
+Provider::Provider(rpc::Engine& engine, rpc::ProviderId provider_id, ProviderOptions options,
+                   thread::Pool pool)
+    : rpc::Provider(engine, provider_id, pool),
+      state_(std::make_unique<ProviderState>(options)) {
+  std::set<std::string, std::less<>> names;
+  for (size_t i = 0; i < options.interpreters.size(); ++i) {
+    if (!names.insert(options.interpreters[i].name).second) {
+      config::fail(config::join(config::join("interpreters", i), "name"),
+                   "duplicate interpreter name \"" + options.interpreters[i].name + "\"");
+    }
+  }
+  for (size_t i = 0; i < options.interpreters.size(); ++i) {
+    state_->create(options.interpreters[i], config::join("interpreters", i));
+  }
+
+  ProviderState* s = state_.get();
+  using protocol::Outcome;
+  define(protocol::kExecute, [s](const std::string& name, const std::string& code) {
+    return guarded<protocol::ExecuteReply>([&] {
+      return protocol::ExecuteReply{.execution = s->execute(name, code)};
+    });
+  });
+  define(protocol::kOpen, [s](const std::string& name) {
+    return guarded<Outcome>([&] {
+      s->open(name);
+      return Outcome{};
+    });
+  });
+  define(protocol::kCreateInterpreter, [s](const std::string& json) {
+    return guarded<Outcome>([&] {
+      nlohmann::json parsed;
+      try {
+        parsed = nlohmann::json::parse(json);
+      } catch (const nlohmann::json::exception& e) {
+        throw Error(ErrorCode::kInvalidArgument,
+                    std::string("interpreter config is not JSON: ") + e.what());
+      }
+      s->create(InterpreterConfig::from_json(parsed), "");
+      return Outcome{};
+    });
+  });
+  define(protocol::kDestroyInterpreter, [s](const std::string& name) {
+    return guarded<Outcome>([&] {
+      s->destroy(name);
+      return Outcome{};
+    });
+  });
+  define(protocol::kListInterpreters, [s]() {
+    return guarded<protocol::ListReply>(
+        [&] { return protocol::ListReply{.interpreters = s->list()}; });
+  });
+}
+
+Provider::~Provider() {
+  stop_serving();
+  state_->clear();
+}
+
+nlohmann::json Provider::config() const {
+  ProviderOptions options{.max_code_size = state_->max_code_size(),
+                          .max_output_size = state_->max_output_size()};
+  options.interpreters = state_->configs();
+  return options.to_json();
+}
+
+void Provider::create_interpreter(const InterpreterConfig& config) { state_->create(config, ""); }
+
+void Provider::destroy_interpreter(std::string_view name) { state_->destroy(name); }
+
+std::vector<InterpreterInfo> Provider::interpreters() const { return state_->list(); }
+
+}  // namespace dango::script
