@@ -29,12 +29,11 @@ InterpreterConfig python(const std::string& name, std::chrono::milliseconds time
 // test calls from (the same one in process).
 struct Server {
   Server(ProviderOptions options, bool in_process)
-      : engine(rpc::EngineOptions{
-            .address = "tcp://127.0.0.1:0",
-            .threads = {.pools = {{.name = "server"}},
-                        .xstreams = {{.name = "server", .pools = {"server"}}},
-                        .progress_pool = "server",
-                        .rpc_pool = "server"}}),
+      : engine(rpc::EngineOptions{.address = "tcp://127.0.0.1:0",
+                                  .threads = {.pools = {{.name = "server"}},
+                                              .xstreams = {{.name = "server", .pools = {"server"}}},
+                                              .progress_pool = "server",
+                                              .rpc_pool = "server"}}),
         provider(std::make_unique<Provider>(engine, kProviderId, std::move(options))) {
     if (!in_process) client_engine = std::make_unique<rpc::Engine>("tcp");
   }
@@ -150,7 +149,8 @@ TEST_P(PythonScripts, AnExceptionNamesItsTypeItsMessageAndTheLinesOfItsTraceback
   EXPECT_EQ(error.code(), ErrorCode::kScriptError);
   EXPECT_TRUE(contains(error.what(), "ZeroDivisionError: division by zero")) << error.what();
   EXPECT_TRUE(contains(error.what(), "line 3")) << error.what();
-  error = error_of([&] { main.execute("def check(v):\n    raise ValueError(f'bad {v}')\ncheck(7)"); });
+  error =
+      error_of([&] { main.execute("def check(v):\n    raise ValueError(f'bad {v}')\ncheck(7)"); });
   EXPECT_TRUE(contains(error.what(), "ValueError: bad 7")) << error.what();
   EXPECT_TRUE(contains(error.what(), "line 2, in check")) << error.what();
   EXPECT_TRUE(contains(error.what(), "line 3, in <module>")) << error.what();
@@ -163,8 +163,11 @@ TEST_P(PythonScripts, DeepRecursionAndRunningOutOfMemoryAreScriptErrors) {
   Error error = error_of([&] { main.execute("def f(n):\n    return f(n + 1)\nf(0)"); });
   EXPECT_EQ(error.code(), ErrorCode::kScriptError);
   EXPECT_TRUE(contains(error.what(), "RecursionError")) << error.what();
-  error = error_of([&] { main.execute("nested = []\nfor i in range(100000):\n    nested = [nested]\n"
-                                      "str(nested)"); });
+  error = error_of([&] {
+    main.execute(
+        "nested = []\nfor i in range(100000):\n    nested = [nested]\n"
+        "str(nested)");
+  });
   EXPECT_TRUE(contains(error.what(), "RecursionError")) << error.what();
   error = error_of([&] { main.execute("raise MemoryError('too much')"); });
   EXPECT_EQ(error.code(), ErrorCode::kScriptError);
@@ -176,8 +179,8 @@ TEST_P(PythonScripts, SystemExitAndKeyboardInterruptOnlyFailTheScript) {
   auto server = serve();
   Interpreter main = server->open();
   main.execute("alive = True");
-  for (const char* script : {"import sys\nsys.exit(3)", "exit()", "raise SystemExit",
-                             "raise KeyboardInterrupt"}) {
+  for (const char* script :
+       {"import sys\nsys.exit(3)", "exit()", "raise SystemExit", "raise KeyboardInterrupt"}) {
     Error error = error_of([&] { main.execute(script); });
     EXPECT_EQ(error.code(), ErrorCode::kScriptError) << script;
     EXPECT_TRUE(contains(error.what(), "SystemExit") || contains(error.what(), "KeyboardInterrupt"))
@@ -197,7 +200,8 @@ TEST_P(PythonScripts, LoopsThatCatchTheTimeLimitAreStoppedAndTheInterpreterServe
       "def inner():\n    while True:\n        try:\n            while True:\n                pass\n"
       "        except BaseException:\n            pass\n"
       "while True:\n    try:\n        inner()\n    except BaseException:\n        pass",
-      "while True:\n    try:\n        while True:\n            pass\n    finally:\n        continue",
+      "while True:\n    try:\n        while True:\n            pass\n    finally:\n        "
+      "continue",
   };
   for (const char* loop : loops) {
     Error error = error_of([&] { main.execute(loop); });

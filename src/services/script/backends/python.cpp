@@ -420,7 +420,8 @@ class Runtime {
 
   static void check(const PyStatus& status) {
     if (PyStatus_Exception(status)) {
-      throw std::runtime_error(status.err_msg != nullptr ? status.err_msg : "initialisation failed");
+      throw std::runtime_error(status.err_msg != nullptr ? status.err_msg
+                                                         : "initialisation failed");
     }
   }
 
@@ -475,6 +476,40 @@ class SavedStreams {
   std::array<PyObject*, 3> saved_{};
 };
 
+// Makes `sink` the output of what runs on this OS thread, for the guard's lifetime.
+class SinkScope {
+ public:
+  explicit SinkScope(OutputSink& sink) { current_sink = &sink; }
+  ~SinkScope() { current_sink = nullptr; }
+  SinkScope(const SinkScope&) = delete;
+  SinkScope& operator=(const SinkScope&) = delete;
+};
+
+// The calling thread's script under the watchdog's eye, for the guard's lifetime (GIL held).
+class Watch {
+ public:
+  Watch(Watchdog& watchdog, Clock::time_point deadline)
+      : watchdog_(watchdog), run_{PyThreadState_Get(), deadline} {
+    watchdog_.enter(&run_);
+  }
+  ~Watch() {
+    if (!left_) leave();
+  }
+  Watch(const Watch&) = delete;
+  Watch& operator=(const Watch&) = delete;
+
+  // Ends the watch; whether the time limit fired.
+  bool leave() {
+    left_ = true;
+    return watchdog_.leave(&run_);
+  }
+
+ private:
+  Watchdog& watchdog_;
+  Watchdog::Run run_;
+  bool left_ = false;
+};
+
 class PythonBackend : public Backend {
  public:
   explicit PythonBackend(const InterpreterConfig& config)
@@ -488,7 +523,8 @@ class PythonBackend : public Backend {
     Gil gil;
     globals_ = PyDict_New();
     Ref main{PyUnicode_FromString("__main__")};
-    if (globals_ == nullptr || !main || PyDict_SetItemString(globals_, "__name__", main.get()) != 0 ||
+    if (globals_ == nullptr || !main ||
+        PyDict_SetItemString(globals_, "__name__", main.get()) != 0 ||
         PyDict_SetItemString(globals_, "__builtins__", PyEval_GetBuiltins()) != 0) {
       const std::string error = take_python_error();
       Py_CLEAR(globals_);
@@ -502,13 +538,12 @@ class PythonBackend : public Backend {
     // objects' __del__ methods run here, under the time limit like a script, and what they
     // print is dropped (it must not reach the server's own output).
     OutputSink discarded(0);
-    current_sink = &discarded;
-    Watchdog::Run run{PyThreadState_Get(), Clock::now() + time_limit_};
-    runtime_->watchdog().enter(&run);
-    PyDict_Clear(globals_);
-    Py_CLEAR(globals_);
-    runtime_->watchdog().leave(&run);
-    current_sink = nullptr;
+    {
+      Watch watch(runtime_->watchdog(), Clock::now() + time_limit_);
+      SinkScope sink(discarded);
+      PyDict_Clear(globals_);
+      Py_CLEAR(globals_);
+    }
     PyErr_Clear();
   }
 
@@ -520,22 +555,24 @@ class PythonBackend : public Backend {
 
     Ref outcome;
     std::string stray;  // an exception that escaped the runner (it reports the script's own)
-    Watchdog::Run run{PyThreadState_Get(), deadline};
-    runtime_->watchdog().enter(&run);
+    bool fired = false;
     {
-      SavedStreams streams;
-      current_sink = &output;
-      outcome.reset(PyObject_CallFunctionObjArgs(runtime_->run(), source.get(), globals_, nullptr));
-      current_sink = nullptr;
+      Watch watch(runtime_->watchdog(), deadline);
+      {
+        SavedStreams streams;
+        SinkScope sink(output);
+        outcome.reset(
+            PyObject_CallFunctionObjArgs(runtime_->run(), source.get(), globals_, nullptr));
+      }
       if (!outcome) stray = escaped_exception();
+      fired = watch.leave();
     }
-    const bool fired = runtime_->watchdog().leave(&run);
     PyErr_Clear();
     if (fired) throw Error(ErrorCode::kTimeLimit, where() + "time limit exceeded");
     if (!outcome) throw Error(ErrorCode::kScriptError, where() + stray);
 
-    PyObject* ok = PyTuple_GetItem(outcome.get(), 0);      // borrowed
-    PyObject* text = PyTuple_GetItem(outcome.get(), 1);    // borrowed
+    PyObject* ok = PyTuple_GetItem(outcome.get(), 0);    // borrowed
+    PyObject* text = PyTuple_GetItem(outcome.get(), 1);  // borrowed
     if (ok == nullptr || text == nullptr) {
       PyErr_Clear();
       throw Error(ErrorCode::kInternal, where() + "the script runner returned no (ok, text) pair");
