@@ -520,23 +520,65 @@ class PythonBackend : public Backend {
                    "shared by all its interpreters); use 0");
     }
     runtime_ = &Runtime::get();
-    Gil gil;
-    globals_ = PyDict_New();
-    Ref main{PyUnicode_FromString("__main__")};
-    if (globals_ == nullptr || !main ||
-        PyDict_SetItemString(globals_, "__name__", main.get()) != 0 ||
-        PyDict_SetItemString(globals_, "__builtins__", PyEval_GetBuiltins()) != 0) {
-      const std::string error = take_python_error();
+    const PyGILState_STATE state = PyGILState_Ensure();
+    std::string error;
+    if (!make_globals()) {
+      error = take_python_error();
       Py_CLEAR(globals_);
+    }
+    // This thread's Python thread state is kept (the GIL released) until the destructor: made
+    // anew for each script, it cost ~10 µs (its frame stack is mmap'ed and unmapped each time).
+    if (error.empty() && state == PyGILState_UNLOCKED) {
+      kept_state_ = PyEval_SaveThread();
+      owner_ = std::this_thread::get_id();
+    } else {
+      PyGILState_Release(state);
+    }
+    if (!error.empty()) {
       throw Error(ErrorCode::kInternal, where() + "cannot create its globals: " + error);
     }
   }
 
   ~PythonBackend() override {
+    clear_globals();
+    // A backend destroyed on another thread than its own (against the provider's rule) leaves
+    // its thread state to that thread.
+    if (kept_state_ != nullptr && std::this_thread::get_id() == owner_) {
+      PyEval_RestoreThread(kept_state_);
+      PyGILState_Release(PyGILState_UNLOCKED);
+    }
+  }
+
+  std::string execute(std::string_view code, Clock::time_point deadline,
+                      OutputSink& output) override {
     Gil gil;
-    // Clearing breaks the cycles between the globals and the functions defined in them; the
-    // objects' __del__ methods run here, under the time limit like a script, and what they
-    // print is dropped (it must not reach the server's own output).
+    Ref source{PyBytes_FromStringAndSize(code.data(), static_cast<Py_ssize_t>(code.size()))};
+    if (!source) throw Error(ErrorCode::kInternal, where() + take_python_error());
+    return finish(run(source.get(), deadline, output));
+  }
+
+ private:
+  // What the runner gave: its (ok, text) pair; or none, with `stray` naming the exception that
+  // escaped it (it reports the script's own, so this is one raised while reporting).
+  struct Outcome {
+    Ref pair;
+    std::string stray;
+    bool timed_out = false;
+  };
+
+  bool make_globals() {
+    globals_ = PyDict_New();
+    if (globals_ == nullptr) return false;
+    Ref main{PyUnicode_FromString("__main__")};
+    return main && PyDict_SetItemString(globals_, "__name__", main.get()) == 0 &&
+           PyDict_SetItemString(globals_, "__builtins__", PyEval_GetBuiltins()) == 0;
+  }
+
+  // Clearing breaks the cycles between the globals and the functions defined in them; the
+  // objects' __del__ methods run here, under the time limit like a script, and what they print
+  // is dropped (it must not reach the server's own output).
+  void clear_globals() {
+    Gil gil;
     OutputSink discarded(0);
     {
       Watch watch(runtime_->watchdog(), Clock::now() + time_limit_);
@@ -547,32 +589,27 @@ class PythonBackend : public Backend {
     PyErr_Clear();
   }
 
-  std::string execute(std::string_view code, Clock::time_point deadline,
-                      OutputSink& output) override {
-    Gil gil;
-    Ref source{PyBytes_FromStringAndSize(code.data(), static_cast<Py_ssize_t>(code.size()))};
-    if (!source) throw Error(ErrorCode::kInternal, where() + take_python_error());
-
-    Ref outcome;
-    std::string stray;  // an exception that escaped the runner (it reports the script's own)
-    bool fired = false;
+  // With the GIL held.
+  Outcome run(PyObject* source, Clock::time_point deadline, OutputSink& output) {
+    Outcome outcome;
+    Watch watch(runtime_->watchdog(), deadline);
     {
-      Watch watch(runtime_->watchdog(), deadline);
-      {
-        SavedStreams streams;
-        SinkScope sink(output);
-        outcome.reset(
-            PyObject_CallFunctionObjArgs(runtime_->run(), source.get(), globals_, nullptr));
-      }
-      if (!outcome) stray = escaped_exception();
-      fired = watch.leave();
+      SavedStreams streams;
+      SinkScope sink(output);
+      outcome.pair.reset(PyObject_CallFunctionObjArgs(runtime_->run(), source, globals_, nullptr));
     }
+    if (!outcome.pair) outcome.stray = escaped_exception();
+    outcome.timed_out = watch.leave();
     PyErr_Clear();
-    if (fired) throw Error(ErrorCode::kTimeLimit, where() + "time limit exceeded");
-    if (!outcome) throw Error(ErrorCode::kScriptError, where() + stray);
+    return outcome;
+  }
 
-    PyObject* ok = PyTuple_GetItem(outcome.get(), 0);    // borrowed
-    PyObject* text = PyTuple_GetItem(outcome.get(), 1);  // borrowed
+  // The script's result, or its error. With the GIL held.
+  std::string finish(Outcome outcome) const {
+    if (outcome.timed_out) throw Error(ErrorCode::kTimeLimit, where() + "time limit exceeded");
+    if (!outcome.pair) throw Error(ErrorCode::kScriptError, where() + outcome.stray);
+    PyObject* ok = PyTuple_GetItem(outcome.pair.get(), 0);    // borrowed
+    PyObject* text = PyTuple_GetItem(outcome.pair.get(), 1);  // borrowed
     if (ok == nullptr || text == nullptr) {
       PyErr_Clear();
       throw Error(ErrorCode::kInternal, where() + "the script runner returned no (ok, text) pair");
@@ -582,7 +619,6 @@ class PythonBackend : public Backend {
     throw Error(ErrorCode::kScriptError, where() + shortened(std::move(value)));
   }
 
- private:
   // An error text without its final newline, its middle cut when it is very long (a script may
   // raise an exception carrying megabytes); the end, which names the exception, is kept.
   static std::string shortened(std::string text) {
@@ -596,9 +632,8 @@ class PythonBackend : public Backend {
 
   std::string where() const { return "interpreter \"" + name_ + "\": "; }
 
-  // The runner reports the script's exceptions itself; one escapes it only when formatting the
-  // error failed too (MemoryError, ...). Named by its type: running its __str__ here would be
-  // Python code outside the time limit.
+  // Named by its type only: running its __str__ here would be Python code outside the time
+  // limit. Clears it.
   static std::string escaped_exception() {
     PyObject* type = nullptr;
     PyObject* value = nullptr;
@@ -614,6 +649,8 @@ class PythonBackend : public Backend {
   std::chrono::milliseconds time_limit_;
   Runtime* runtime_ = nullptr;
   PyObject* globals_ = nullptr;  // the interpreter's state: a "__main__" namespace of its own
+  PyThreadState* kept_state_ = nullptr;  // the constructing thread's, between scripts
+  std::thread::id owner_;
 };
 
 }  // namespace
