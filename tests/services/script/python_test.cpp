@@ -122,6 +122,19 @@ TEST_P(PythonScripts, AScriptReplacingOrClosingSysStdoutDoesNotTakeTheNextOnesOu
   EXPECT_EQ(main.execute("print('back')").output, "back\n");
 }
 
+TEST_P(PythonScripts, NothingAScriptPrintsReachesTheServersOwnStdout) {
+  auto server = serve();
+  Interpreter main = server->open();
+  ::testing::internal::CaptureStdout();
+  Execution run = main.execute(
+      "import sys\nprint('to the caller', flush=True)\n"
+      "class Loud:\n    def __del__(self):\n        print('deleted', flush=True)\n"
+      "kept = Loud()");
+  Client{server->caller()}.destroy_interpreter(server->engine.address(), kProviderId, "main");
+  EXPECT_EQ(::testing::internal::GetCapturedStdout(), "");
+  EXPECT_EQ(run.output, "to the caller\n");
+}
+
 TEST_P(PythonScripts, ReadingStdinFindsItsEnd) {
   auto server = serve();
   Error error = error_of([&] { server->open().execute("input()"); });
