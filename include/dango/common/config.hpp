@@ -17,6 +17,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "dango/common/error.hpp"
@@ -88,6 +89,15 @@ class ConfigReader {
     if (it == json_.end()) return false;
     read_value(*it, join(path_, key), out);
     return true;
+  }
+  // Reads a list written either as `list_key: [...]` or, for one item, as `single_key: {...}`
+  // (both may be given: the single item comes last).
+  template <typename T>
+  void get_list_or_single(std::string_view list_key, std::string_view single_key,
+                          std::vector<T>& out) {
+    get(list_key, out);
+    T single{};
+    if (get(single_key, single)) out.push_back(std::move(single));
   }
   // Reads `key` into `out`; throws ConfigError naming the key when absent.
   template <typename T>

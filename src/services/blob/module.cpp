@@ -11,54 +11,34 @@
 
 #include "dango/compose/module.hpp"
 
-#include <algorithm>
 #include <memory>
-#include <set>
+#include <string>
+#include <utility>
+#include <vector>
 
-#include "dango/common/config.hpp"
+#include "dango/compose/entry_list.hpp"
 #include "dango/compose/provider_component.hpp"
 #include "dango/services/blob/provider.hpp"
 
 namespace dango::blob {
 namespace {
 
-// The key path of target `i` as the user wrote it: "target" for the single-target form.
-std::string target_path(const nlohmann::json& config, std::string_view path, size_t i) {
-  if (config.contains("target") && !config.contains("targets")) return config::join(path, "target");
-  return config::join(config::join(path, "targets"), i);
-}
+using compose::EntryList;
+
+// The entries of the config, as the user wrote them.
+const EntryList kTargets{.list_key = "targets",
+                         .single_key = "target",
+                         .entry = "target",
+                         .kind = "target type",
+                         .kind_key = "type"};
 
 // Options read from `config` and checked as far as possible without opening a target.
 ProviderOptions checked_options(const nlohmann::json& config, std::string_view path) {
   ProviderOptions options = ProviderOptions::from_json(config, path);
-  const std::vector<std::string> types = registered_target_types();
-  std::set<std::string> names;
-  for (size_t i = 0; i < options.targets.size(); ++i) {
-    const TargetConfig& target = options.targets[i];
-    if (!names.insert(target.name).second) {
-      config::fail(config::join(target_path(config, path, i), "name"),
-                   "duplicate target name \"" + target.name + "\"");
-    }
-    if (std::find(types.begin(), types.end(), target.type) == types.end()) {
-      std::string list;
-      for (const auto& type : types) list += (list.empty() ? "" : ", ") + type;
-      config::fail(config::join(target_path(config, path, i), "type"),
-                   "unknown target type \"" + target.type + "\" (registered: " + list + ")");
-    }
-  }
+  std::vector<std::pair<std::string, std::string>> entries;
+  for (const TargetConfig& target : options.targets) entries.emplace_back(target.name, target.type);
+  kTargets.check(config, path, entries, registered_target_types());
   return options;
-}
-
-// The provider names keys relative to its options ("targets[0].path: ..."); the daemon's user
-// wants them from the process's root, as written (the single-target form says "target").
-[[noreturn]] void rethrow_with_path(const ConfigError& e, const nlohmann::json& config,
-                                    const std::string& config_path) {
-  std::string message = e.what();
-  const std::string relative = "targets[0]";
-  if (message.rfind(relative, 0) == 0 && target_path(config, "", 0) == "target") {
-    message.replace(0, relative.size(), "target");
-  }
-  throw ConfigError(config_path + "." + message);
 }
 
 // The provider. Stopping it (destruction) stops serving, then closes every target once its
@@ -71,7 +51,7 @@ std::unique_ptr<compose::Component> make_component(const compose::ComponentArgs&
     return std::make_unique<compose::ProviderComponent<Provider>>(
         std::make_unique<Provider>(args.engine, args.provider_id, std::move(options), args.pool));
   } catch (const ConfigError& e) {
-    rethrow_with_path(e, args.config, args.config_path);
+    kTargets.rethrow(e, args.config, args.config_path);
   }
 }
 

@@ -51,12 +51,7 @@ nlohmann::json StagingOptions::to_json() const {
 ProviderOptions ProviderOptions::from_json(const nlohmann::json& json, std::string_view path) {
   ProviderOptions options;
   config::ConfigReader reader{json, std::string(path)};
-  reader.get("targets", options.targets);
-  if (reader.has("target")) {
-    TargetConfig single;
-    reader.get("target", single);
-    options.targets.push_back(std::move(single));
-  }
+  reader.get_list_or_single("targets", "target", options.targets);
   reader.get("inline_threshold", options.inline_threshold);
   reader.get("staging", options.staging);
   reader.finish();

@@ -6,36 +6,12 @@
 #include <set>
 
 #include "dango/common/config.hpp"
+#include "services/common/guarded.hpp"
 #include "services/blob/provider_state.hpp"
 
 namespace dango::blob {
-namespace {
 
-// Runs an RPC body so that nothing escapes as an exception: the caller gets a typed blob::Error
-// rather than a RemoteError with only a message.
-template <class Reply, class Body>
-Reply guarded(Body&& body) {
-  protocol::Outcome failure;
-  try {
-    return body();
-  } catch (const Error& e) {
-    failure = {.code = e.code(), .message = e.what()};
-  } catch (const ConfigError& e) {
-    failure = {.code = ErrorCode::kInvalidArgument, .message = e.what()};
-  } catch (const std::exception& e) {
-    failure = {.code = ErrorCode::kInternal, .message = e.what()};
-  }
-  if constexpr (std::is_same_v<Reply, protocol::Outcome>) {
-    return failure;
-  } else {
-    Reply reply{};
-    reply.outcome = std::move(failure);
-    return reply;
-  }
-}
-
-}  // namespace
-
+using services::guarded;
 Provider::Provider(rpc::Engine& engine, rpc::ProviderId provider_id, ProviderOptions options,
                    thread::Pool pool)
     : rpc::Provider(engine, provider_id, pool) {
@@ -56,55 +32,55 @@ Provider::Provider(rpc::Engine& engine, rpc::ProviderId provider_id, ProviderOpt
   ProviderState* s = state_.get();
   using protocol::Outcome, protocol::Payload, protocol::Destination;
   define(protocol::kOpen, [s](const std::string& target) {
-    return guarded<protocol::OpenReply>([&] { return s->open(target); });
+    return guarded<protocol::OpenReply, Error>([&] { return s->open(target); });
   });
   define(protocol::kCreate, [s](const std::string& target, uint64_t size) {
-    return guarded<protocol::CreateReply>([&] { return s->create(target, size); });
+    return guarded<protocol::CreateReply, Error>([&] { return s->create(target, size); });
   });
   define(protocol::kWrite, [s](const rpc::Request& request, const std::string& target, RegionId id,
                                uint64_t offset, const Payload& payload) {
-    return guarded<Outcome>([&] { return s->write(request, target, id, offset, payload); });
+    return guarded<Outcome, Error>([&] { return s->write(request, target, id, offset, payload); });
   });
   define(protocol::kPersist,
          [s](const std::string& target, RegionId id, uint64_t offset, uint64_t size) {
-           return guarded<Outcome>([&] { return s->persist(target, id, offset, size); });
+           return guarded<Outcome, Error>([&] { return s->persist(target, id, offset, size); });
          });
   define(protocol::kCreateWritePersist,
          [s](const rpc::Request& request, const std::string& target, const Payload& payload) {
-           return guarded<protocol::CreateReply>(
+           return guarded<protocol::CreateReply, Error>(
                [&] { return s->create_write_persist(request, target, payload); });
          });
   define(protocol::kRead, [s](const rpc::Request& request, const std::string& target, RegionId id,
                               uint64_t offset, uint64_t size, const Destination& dest) {
-    return guarded<protocol::ReadReply>(
+    return guarded<protocol::ReadReply, Error>(
         [&] { return s->read(request, target, id, offset, size, dest); });
   });
   define(protocol::kGetSize, [s](const std::string& target, RegionId id) {
-    return guarded<protocol::SizeReply>([&] { return s->get_size(target, id); });
+    return guarded<protocol::SizeReply, Error>([&] { return s->get_size(target, id); });
   });
   define(protocol::kErase, [s](const std::string& target, RegionId id) {
-    return guarded<Outcome>([&] { return s->erase(target, id); });
+    return guarded<Outcome, Error>([&] { return s->erase(target, id); });
   });
   define(protocol::kMigrate, [s](const std::string& target, const std::vector<RegionId>& regions,
                                  const protocol::TargetRef& destination) {
-    return guarded<protocol::MigrateReply>(
+    return guarded<protocol::MigrateReply, Error>(
         [&] { return s->migrate(target, regions, destination); });
   });
   define(protocol::kCreateTarget, [s](const std::string& json) {
-    return guarded<Outcome>([&] {
+    return guarded<Outcome, Error>([&] {
       const nlohmann::json parsed = nlohmann::json::parse(json);
       s->create_target(TargetConfig::from_json(parsed, "target"), "target");
       return Outcome{};
     });
   });
   define(protocol::kDestroyTarget, [s](const std::string& name) {
-    return guarded<Outcome>([&] {
+    return guarded<Outcome, Error>([&] {
       s->destroy_target(name);
       return Outcome{};
     });
   });
   define(protocol::kListTargets, [s] {
-    return guarded<protocol::ListReply>(
+    return guarded<protocol::ListReply, Error>(
         [&] { return protocol::ListReply{.targets = s->targets()}; });
   });
 }

@@ -13,56 +13,36 @@
 
 #include "dango/compose/module.hpp"
 
-#include <algorithm>
 #include <memory>
-#include <set>
+#include <string>
+#include <utility>
+#include <vector>
 
-#include "dango/common/config.hpp"
+#include "dango/compose/entry_list.hpp"
 #include "dango/compose/provider_component.hpp"
 #include "dango/services/script/provider.hpp"
 
 namespace dango::script {
 namespace {
 
-// The key path of interpreter `i` as the user wrote it: "interpreter" for the single form.
-std::string interpreter_path(const nlohmann::json& config, std::string_view path, size_t i) {
-  if (config.contains("interpreter") && !config.contains("interpreters")) {
-    return config::join(path, "interpreter");
-  }
-  return config::join(config::join(path, "interpreters"), i);
-}
+using compose::EntryList;
+
+// The entries of the config, as the user wrote them.
+const EntryList kInterpreters{.list_key = "interpreters",
+                              .single_key = "interpreter",
+                              .entry = "interpreter",
+                              .kind = "language",
+                              .kind_key = "language"};
 
 // Options read from `config` and checked as far as possible without starting an interpreter.
 ProviderOptions checked_options(const nlohmann::json& config, std::string_view path) {
   ProviderOptions options = ProviderOptions::from_json(config, path);
-  const std::vector<std::string> languages = registered_languages();
-  std::set<std::string> names;
-  for (size_t i = 0; i < options.interpreters.size(); ++i) {
-    const InterpreterConfig& interpreter = options.interpreters[i];
-    if (!names.insert(interpreter.name).second) {
-      config::fail(config::join(interpreter_path(config, path, i), "name"),
-                   "duplicate interpreter name \"" + interpreter.name + "\"");
-    }
-    if (std::find(languages.begin(), languages.end(), interpreter.language) == languages.end()) {
-      std::string list;
-      for (const auto& language : languages) list += (list.empty() ? "" : ", ") + language;
-      config::fail(config::join(interpreter_path(config, path, i), "language"),
-                   "unknown language \"" + interpreter.language + "\" (registered: " + list + ")");
-    }
+  std::vector<std::pair<std::string, std::string>> entries;
+  for (const InterpreterConfig& interpreter : options.interpreters) {
+    entries.emplace_back(interpreter.name, interpreter.language);
   }
+  kInterpreters.check(config, path, entries, registered_languages());
   return options;
-}
-
-// The provider names keys relative to its options ("interpreters[0].memory_limit: ..."); the
-// daemon's user wants them from the process's root, as written.
-[[noreturn]] void rethrow_with_path(const ConfigError& e, const nlohmann::json& config,
-                                    const std::string& config_path) {
-  std::string message = e.what();
-  const std::string relative = "interpreters[0]";
-  if (message.rfind(relative, 0) == 0 && interpreter_path(config, "", 0) == "interpreter") {
-    message.replace(0, relative.size(), "interpreter");
-  }
-  throw ConfigError(config_path + "." + message);
 }
 
 // The provider. Stopping it (destruction) stops serving, lets running scripts finish or reach
@@ -73,7 +53,7 @@ std::unique_ptr<compose::Component> make_component(const compose::ComponentArgs&
     return std::make_unique<compose::ProviderComponent<Provider>>(
         std::make_unique<Provider>(args.engine, args.provider_id, std::move(options), args.pool));
   } catch (const ConfigError& e) {
-    rethrow_with_path(e, args.config, args.config_path);
+    kInterpreters.rethrow(e, args.config, args.config_path);
   }
 }
 

@@ -31,12 +31,7 @@ nlohmann::json InterpreterConfig::to_json() const {
 ProviderOptions ProviderOptions::from_json(const nlohmann::json& json, std::string_view path) {
   ProviderOptions options;
   config::ConfigReader reader{json, std::string(path)};
-  reader.get("interpreters", options.interpreters);
-  if (reader.has("interpreter")) {
-    InterpreterConfig single;
-    reader.get("interpreter", single);
-    options.interpreters.push_back(std::move(single));
-  }
+  reader.get_list_or_single("interpreters", "interpreter", options.interpreters);
   reader.get("max_code_size", options.max_code_size);
   reader.get("max_output_size", options.max_output_size);
   reader.finish();

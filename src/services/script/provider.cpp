@@ -14,36 +14,16 @@
 #include <string>
 
 #include "dango/common/config.hpp"
+#include "services/common/guarded.hpp"
 #include "dango/thread/worker_thread.hpp"
 #include "services/script/backend.hpp"
 #include "services/script/protocol.hpp"
 
 namespace dango::script {
 
-namespace {
+using services::guarded;
 
-// Runs an RPC body so that nothing escapes as an exception: the caller gets a typed
-// script::Error rather than a RemoteError with only a message.
-template <class Reply, class Body>
-Reply guarded(Body&& body) {
-  protocol::Outcome failure;
-  try {
-    return body();
-  } catch (const Error& e) {
-    failure = {.code = e.code(), .message = e.what()};
-  } catch (const ConfigError& e) {
-    failure = {.code = ErrorCode::kInvalidArgument, .message = e.what()};
-  } catch (const std::exception& e) {
-    failure = {.code = ErrorCode::kInternal, .message = e.what()};
-  }
-  if constexpr (std::is_same_v<Reply, protocol::Outcome>) {
-    return failure;
-  } else {
-    Reply reply{};
-    reply.outcome = std::move(failure);
-    return reply;
-  }
-}
+namespace {
 
 // One interpreter: its configuration, its thread, and its backend (made and destroyed there).
 class Hosted {
@@ -193,18 +173,18 @@ Provider::Provider(rpc::Engine& engine, rpc::ProviderId provider_id, ProviderOpt
   ProviderState* s = state_.get();
   using protocol::Outcome;
   define(protocol::kExecute, [s](const std::string& name, const std::string& code) {
-    return guarded<protocol::ExecuteReply>([&] {
+    return guarded<protocol::ExecuteReply, Error>([&] {
       return protocol::ExecuteReply{.execution = s->execute(name, code)};
     });
   });
   define(protocol::kOpen, [s](const std::string& name) {
-    return guarded<Outcome>([&] {
+    return guarded<Outcome, Error>([&] {
       s->open(name);
       return Outcome{};
     });
   });
   define(protocol::kCreateInterpreter, [s](const std::string& json) {
-    return guarded<Outcome>([&] {
+    return guarded<Outcome, Error>([&] {
       nlohmann::json parsed;
       try {
         parsed = nlohmann::json::parse(json);
@@ -217,13 +197,13 @@ Provider::Provider(rpc::Engine& engine, rpc::ProviderId provider_id, ProviderOpt
     });
   });
   define(protocol::kDestroyInterpreter, [s](const std::string& name) {
-    return guarded<Outcome>([&] {
+    return guarded<Outcome, Error>([&] {
       s->destroy(name);
       return Outcome{};
     });
   });
   define(protocol::kListInterpreters, [s]() {
-    return guarded<protocol::ListReply>(
+    return guarded<protocol::ListReply, Error>(
         [&] { return protocol::ListReply{.interpreters = s->list()}; });
   });
 }
