@@ -44,6 +44,7 @@
 
 #include "dango/common/config.hpp"
 #include "services/script/backend.hpp"
+#include "services/script/backends/python_runner.hpp"
 
 namespace dango::script {
 namespace {
@@ -55,116 +56,6 @@ constexpr size_t kMaxErrorSize = 64 << 10;
 
 // How often the watchdog raises again in a script past its deadline that keeps running.
 constexpr auto kRaiseInterval = std::chrono::milliseconds(5);
-
-// The Python half: the streams that route output, and the runner that executes one script.
-// Compiled once per process into the module "dango_script" (kept out of sys.modules).
-constexpr const char* kRunnerSource = R"PY(
-import ast, io, sys, traceback
-
-RUNNER_FILE = "<dango-script-runner>"
-SCRIPT_FILE = "<script>"
-
-
-class TimeLimitExceeded(BaseException):
-    """Raised in a script that ran past its interpreter's time limit."""
-
-
-class Output(io.TextIOBase):
-    """sys.stdout / sys.stderr: the output of the script on this OS thread, if any."""
-
-    def __init__(self, previous):
-        self._previous = previous
-
-    encoding = "utf-8"
-    errors = "backslashreplace"
-
-    def writable(self):
-        return True
-
-    def isatty(self):
-        return False
-
-    def close(self):  # a script closing sys.stdout must not close it for the next ones
-        pass
-
-    def write(self, text):
-        if not isinstance(text, str):
-            raise TypeError("write() argument must be str, not " + type(text).__name__)
-        if sink_write(text):
-            return len(text)
-        return self._previous.write(text) if self._previous is not None else len(text)
-
-    def flush(self):
-        if not sink_active() and self._previous is not None:
-            self._previous.flush()
-
-    def fileno(self):
-        if sink_active() or self._previous is None:
-            raise io.UnsupportedOperation("a script's output has no file descriptor")
-        return self._previous.fileno()
-
-
-class Input(io.TextIOBase):
-    """sys.stdin: empty for scripts (they must not read the server's standard input)."""
-
-    def __init__(self, previous):
-        self._previous = previous
-
-    def readable(self):
-        return True
-
-    def close(self):  # exit() closes sys.stdin before raising SystemExit
-        pass
-
-    def read(self, size=-1):
-        if sink_active() or self._previous is None:
-            return ""
-        return self._previous.read(size)
-
-    def readline(self, size=-1):
-        if sink_active() or self._previous is None:
-            return ""
-        return self._previous.readline(size)
-
-
-def install_streams():
-    sys.stdout = Output(sys.stdout)
-    sys.stderr = Output(sys.stderr)
-    sys.stdin = Input(sys.stdin)
-
-
-def describe(error):
-    """The exception as Python prints it, without the runner's own frames."""
-    tb = error.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename == RUNNER_FILE:
-        tb = tb.tb_next
-    return "".join(traceback.format_exception(type(error), error, tb))
-
-
-def run(source, env):
-    """Runs source (bytes) in env; returns (True, result) or (False, error text)."""
-    try:
-        tree = ast.parse(source, SCRIPT_FILE)
-        last = None
-        if tree.body and isinstance(tree.body[-1], ast.Expr):
-            last = ast.Expression(tree.body.pop().value)
-        body = compile(tree, SCRIPT_FILE, "exec", dont_inherit=True)
-        tail = None if last is None else compile(last, SCRIPT_FILE, "eval", dont_inherit=True)
-    except TimeLimitExceeded:
-        raise
-    except BaseException as error:
-        if isinstance(error, SyntaxError) and error.text is not None and len(error.text) > 400:
-            error.text = None  # a long line (generated code) is left out of the message
-        return False, "".join(traceback.format_exception_only(type(error), error))
-    try:
-        exec(body, env)
-        value = None if tail is None else eval(tail, env)
-        return True, "" if value is None else str(value)
-    except TimeLimitExceeded:
-        raise
-    except BaseException as error:
-        return False, describe(error)
-)PY";
 
 struct Decref {
   void operator()(PyObject* object) const { Py_XDECREF(object); }
