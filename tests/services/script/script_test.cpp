@@ -219,7 +219,7 @@ TEST_P(Scripts, ScriptsSentTogetherToOneInterpreterAllRunOneAtATime) {
 }
 
 TEST_P(Scripts, ALongScriptDoesNotHoldUpAnotherInterpreter) {
-  auto d = deploy({.interpreters = {interpreter("slow", 5s), interpreter("quick")}});
+  auto d = deploy({.interpreters = {interpreter("slow", 1500ms), interpreter("quick")}});
   Interpreter slow = d->open("slow"), quick = d->open("quick");
   std::atomic<bool> slow_done = false;
   auto busy = d->engine().rpc_pool().spawn([&] {
