@@ -1,14 +1,17 @@
 // The client `make run` runs against a dango-daemon started from examples/default.json: it keeps
 // a few files' contents in the blob target "data" (provider 2) and an index of them in the
-// RocksDB database "meta" (provider 1), reads everything back, checks it and says what it did.
+// RocksDB database "meta" (provider 1), reads everything back, checks it, has the Lua
+// interpreter "main" (provider 3) add up the sizes it read, and says what it did.
 //
 //   dango-daemon-demo tcp://127.0.0.1:PORT
 //
-// Exit code 0 when every value and blob read back equals what was written.
+// Exit code 0 when every value and blob read back equals what was written, and the interpreter's
+// sum is right.
 
 #include <dango/dango.hpp>
 #include <dango/services/blob/client.hpp>
 #include <dango/services/kv/client.hpp>
+#include <dango/services/script/client.hpp>
 #include <iostream>
 #include <map>
 #include <sstream>
@@ -55,7 +58,11 @@ int main(int argc, char** argv) {
   }
   meta.put("owner", "make run");
 
-  // Read back: list the index, fetch each blob, compare.
+  // Read back: list the index, fetch each blob, compare; hand each size to the interpreter,
+  // whose global `sizes` keeps them from one script to the next.
+  dango::script::Interpreter lua = dango::script::Client{engine}.open(address, 3, "main");
+  lua.execute("sizes = {}");
+  size_t total = 0;
   int mismatches = 0;
   for (const auto& entry : meta.list_keyvals({.prefix = "file/"})) {
     std::istringstream fields(entry.value);
@@ -70,7 +77,15 @@ int main(int argc, char** argv) {
     mismatches += same ? 0 : 1;
     std::cout << "client: read back " << name << " from " << region_text << ": " << size
               << " bytes, " << (same ? "identical" : "DIFFERENT") << "\n";
+    lua.execute("sizes[#sizes + 1] = " + std::to_string(size));
+    total += size;
   }
+  const dango::script::Execution sum = lua.execute(
+      "local total = 0 for _, size in ipairs(sizes) do total = total + size end\n"
+      "print(#sizes .. ' sizes received') return total");
+  std::cout << "client: the service's Lua interpreter says: " << sum.output
+            << "client: ... and sums them to " << sum.result << " bytes\n";
+  if (sum.result != std::to_string(total)) ++mismatches;
   const std::optional<std::string> owner = meta.get("owner");
   std::cout << "client: \"owner\" = \"" << owner.value_or("<absent>") << "\"; the database holds "
             << meta.count() << " keys\n";
