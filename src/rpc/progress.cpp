@@ -1,7 +1,8 @@
 // The engine's progress loop: drains every transport, keeps polling for a window after any
 // activity (options.progress_poll; yielding the CPU between passes while the thread is being
 // preempted, see preemption_watch.hpp), then sleeps in the kernel until a message, a ULT to run
-// on this stream, or a timer. It sleeps at once while a thread::WorkerThread job is in flight.
+// on this stream, or a timer. It sleeps at once while a thread::WorkerThread job waits for its
+// thread to pick it up.
 
 #include <sys/epoll.h>
 #include <unistd.h>
@@ -31,10 +32,10 @@ void EngineImpl::progress_loop() {
     const auto now = Clock::now();
     preemption_watch.note_pass(now);
     if (events > 0) last_activity = now;
-    // While a WorkerThread job is in flight the loop does not poll on: its thread may need
-    // this CPU (the job's caller is woken through idle_wait's interrupt when it returns).
+    // While a WorkerThread job waits for its thread, the loop does not poll on: that thread may
+    // need this CPU to start.
     if (events > 0 || (now - last_activity < options_.progress_poll &&
-                       thread::WorkerThread::jobs_in_flight() == 0)) {
+                       thread::WorkerThread::jobs_waiting() == 0)) {
       if (events == 0) preemption_watch.pause(now, now - last_activity);
       // Busy: let the handlers and callers this loop just woke run, then poll again.
       thread::this_ult::yield();

@@ -8,17 +8,11 @@
 namespace dango::thread {
 
 namespace {
-std::atomic<size_t> jobs_in_flight_count{0};
+// Jobs handed over and not yet picked up, over every WorkerThread of the process.
+std::atomic<size_t> waiting_jobs{0};
 }  // namespace
 
-size_t WorkerThread::jobs_in_flight() {
-  return jobs_in_flight_count.load(std::memory_order_relaxed);
-}
-
-WorkerThread::InFlight::InFlight() { jobs_in_flight_count.fetch_add(1, std::memory_order_relaxed); }
-WorkerThread::InFlight::~InFlight() {
-  jobs_in_flight_count.fetch_sub(1, std::memory_order_relaxed);
-}
+size_t WorkerThread::jobs_waiting() { return waiting_jobs.load(std::memory_order_relaxed); }
 
 WorkerThread::~WorkerThread() {
   {
@@ -39,6 +33,7 @@ void WorkerThread::submit(Task& task) {
     std::lock_guard lock(mutex_);
     if (!thread_.joinable()) thread_ = std::thread([this] { serve(); });
     queue_.push_back(&task);
+    waiting_jobs.fetch_add(1, std::memory_order_relaxed);
   }
   ready_.notify_one();
 }
@@ -50,6 +45,7 @@ void WorkerThread::serve() {
     if (queue_.empty()) return;
     Task* task = queue_.front();
     queue_.pop_front();
+    waiting_jobs.fetch_sub(1, std::memory_order_relaxed);
     lock.unlock();
     try {
       task->call(task->context);

@@ -10,8 +10,9 @@
 //
 // Cost: two thread hand-offs per job (a wake-up of the worker, then of the waiting ULT): use it
 // for jobs that take much longer than that (tens of microseconds when the worker sleeps). While
-// any job is in flight, the engines' progress loops sleep in the kernel instead of polling
-// (jobs_in_flight()), so that the worker finds a CPU even when polling threads hold them all.
+// a job waits for its worker to pick it up, the engines' progress loops sleep in the kernel
+// instead of polling (jobs_waiting()), so that the worker finds a CPU even when polling threads
+// hold them all.
 
 #include <condition_variable>
 #include <deque>
@@ -52,10 +53,11 @@ class WorkerThread {
   std::thread::id id() const;
 
   // How many jobs of every WorkerThread of the process have been handed over and not yet
-  // returned to their callers. A poller that sees jobs in flight sleeps in the kernel rather
-  // than spin: on a node with as many polling threads as CPUs, a worker woken while they spin
-  // waits for a scheduler tick (a trivial script took ~100 us instead of ~20 on 2 CPUs).
-  static size_t jobs_in_flight();
+  // picked up by their worker. A poller that sees one sleeps in the kernel rather than spin:
+  // on a node with as many polling threads as CPUs, a worker woken while they spin waits for a
+  // scheduler tick (a trivial script took ~100 us instead of ~15 on 2 CPUs). Once the job runs,
+  // pollers spin again, and see its caller ready as soon as it returns.
+  static size_t jobs_waiting();
 
  private:
   struct Task {
@@ -67,17 +69,9 @@ class WorkerThread {
   template <class Body>
   void hand_over(Body&& body) {
     Task task{[](void* context) { (*static_cast<Body*>(context))(); }, &body, {}};
-    const InFlight counted;
     submit(task);
     task.done.wait();  // rethrows what the body threw
   }
-  // Counts a job in jobs_in_flight() for its lifetime.
-  struct InFlight {
-    InFlight();
-    ~InFlight();
-    InFlight(const InFlight&) = delete;
-    InFlight& operator=(const InFlight&) = delete;
-  };
   void submit(Task& task);
   void serve();
 
