@@ -89,15 +89,37 @@ def describe(error):
     return "".join(traceback.format_exception(type(error), error, tb))
 
 
+# Compiled scripts by source, shared by every interpreter (code objects hold no globals): a
+# script sent again skips parsing and compiling. Scripts up to CACHE_MAX_SOURCE bytes are kept;
+# the oldest entry goes past CACHE_SIZE.
+CACHE_SIZE = 256
+CACHE_MAX_SOURCE = 16384
+_compiled = {}
+
+
+def compiled(source):
+    """(body, tail) of source: the code of all but a final expression, and of that expression."""
+    code = _compiled.get(source)
+    if code is not None:
+        return code
+    tree = ast.parse(source, SCRIPT_FILE)
+    last = None
+    if tree.body and isinstance(tree.body[-1], ast.Expr):
+        last = ast.Expression(tree.body.pop().value)
+    body = compile(tree, SCRIPT_FILE, "exec", dont_inherit=True)
+    tail = None if last is None else compile(last, SCRIPT_FILE, "eval", dont_inherit=True)
+    code = (body, tail)
+    if len(source) <= CACHE_MAX_SOURCE:
+        if len(_compiled) >= CACHE_SIZE:
+            del _compiled[next(iter(_compiled))]
+        _compiled[source] = code
+    return code
+
+
 def run(source, env):
     """Runs source (bytes) in env; returns (True, result) or (False, error text)."""
     try:
-        tree = ast.parse(source, SCRIPT_FILE)
-        last = None
-        if tree.body and isinstance(tree.body[-1], ast.Expr):
-            last = ast.Expression(tree.body.pop().value)
-        body = compile(tree, SCRIPT_FILE, "exec", dont_inherit=True)
-        tail = None if last is None else compile(last, SCRIPT_FILE, "eval", dont_inherit=True)
+        body, tail = compiled(source)
     except TimeLimitExceeded:
         raise
     except BaseException as error:
