@@ -77,7 +77,7 @@ int main(int argc, char** argv) {
     mismatches += same ? 0 : 1;
     std::cout << "client: read back " << name << " from " << region_text << ": " << size
               << " bytes, " << (same ? "identical" : "DIFFERENT") << "\n";
-    lua.execute("sizes[#sizes + 1] = " + std::to_string(size));
+    lua.execute("sizes[#sizes + 1] = tonumber(args.size)", {{"size", std::to_string(size)}});
     total += size;
   }
   const dango::script::Execution sum = lua.execute(

@@ -45,12 +45,14 @@ class Backend {
  public:
   virtual ~Backend() = default;
 
-  // Runs `code` against this interpreter's global state, sending what it prints to `output`,
-  // and returns the script's value (see Execution::result). Stops the script once `deadline`
+  // Runs `code` against this interpreter's global state, with `args` as its global `args`
+  // (see Arguments), sending what it prints to `output`, and returns the script's value (see
+  // Execution::result). Stops the script once `deadline`
   // passes. Throws script::Error: kScriptError (a compile or run-time error; the message is the
   // interpreter's, with the line), kTimeLimit, kMemoryLimit. Whatever the outcome, the
   // interpreter stays usable, with the changes the script made before it stopped.
-  virtual std::string execute(std::string_view code, std::chrono::steady_clock::time_point deadline,
+  virtual std::string execute(std::string_view code, const Arguments& args,
+                              std::chrono::steady_clock::time_point deadline,
                               OutputSink& output) = 0;
 };
 

@@ -44,10 +44,10 @@ void check(const protocol::Outcome& outcome) {
 
 // ---- Interpreter --------------------------------------------------------------------------------
 
-Execution Interpreter::execute(std::string_view code) const {
+Execution Interpreter::execute(std::string_view code, const Arguments& args) const {
   const auto& h = *handle_;
   auto reply =
-      h.procedures->execute.on(h.endpoint).with(h.provider_id)(h.name, std::string(code));
+      h.procedures->execute.on(h.endpoint).with(h.provider_id)(h.name, std::string(code), args);
   check(reply.outcome);
   return std::move(reply.execution);
 }

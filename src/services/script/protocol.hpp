@@ -41,9 +41,9 @@ struct ListReply {
   }
 };
 
-// (interpreter, code)
+// (interpreter, code, arguments)
 inline constexpr const char* kExecute = "script_execute";
-using ExecuteRpc = ExecuteReply(std::string, std::string);
+using ExecuteRpc = ExecuteReply(std::string, std::string, Arguments);
 // (interpreter): whether it exists, before a handle is given out
 inline constexpr const char* kOpen = "script_open";
 using OpenRpc = Outcome(std::string);

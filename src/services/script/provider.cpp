@@ -41,12 +41,13 @@ class Hosted {
 
   // Runs `code` once the scripts handed over before it are done; its time limit counts from
   // when it starts.
-  Execution execute(std::string_view code, size_t max_output) {
+  Execution execute(std::string_view code, const Arguments& args, size_t max_output) {
     return worker_.run([&] {
       OutputSink output(max_output);
       Execution execution;
       execution.result =
-          backend_->execute(code, std::chrono::steady_clock::now() + config_.time_limit, output);
+          backend_->execute(code, args, std::chrono::steady_clock::now() + config_.time_limit,
+                            output);
       execution.output = std::move(output.text());
       execution.output_truncated = output.truncated();
       return execution;
@@ -68,7 +69,8 @@ class ProviderState {
 
   void open(const std::string& name) const { (void)find(name); }
 
-  Execution execute(const std::string& name, const std::string& code) const {
+  Execution execute(const std::string& name, const std::string& code,
+                    const Arguments& args) const {
     if (code.size() > max_code_size_) {
       throw Error(ErrorCode::kInvalidArgument,
                   "interpreter \"" + name + "\": a script of " + std::to_string(code.size()) +
@@ -76,7 +78,7 @@ class ProviderState {
                       std::to_string(max_code_size_) + ")");
     }
     // The interpreter stays alive for this script even if it is destroyed meanwhile.
-    return find(name)->execute(code, max_output_size_);
+    return find(name)->execute(code, args, max_output_size_);
   }
 
   // Starts an interpreter; `path` is where its config came from, for ConfigError messages.
@@ -172,9 +174,10 @@ Provider::Provider(rpc::Engine& engine, rpc::ProviderId provider_id, ProviderOpt
 
   ProviderState* s = state_.get();
   using protocol::Outcome;
-  define(protocol::kExecute, [s](const std::string& name, const std::string& code) {
+  define(protocol::kExecute,
+         [s](const std::string& name, const std::string& code, const Arguments& args) {
     return guarded<protocol::ExecuteReply, Error>([&] {
-      return protocol::ExecuteReply{.execution = s->execute(name, code)};
+      return protocol::ExecuteReply{.execution = s->execute(name, code, args)};
     });
   });
   define(protocol::kOpen, [s](const std::string& name) {

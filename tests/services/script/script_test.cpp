@@ -35,6 +35,9 @@ struct Snippets {
   std::string catching_loop;  // never ends, catching every error raised inside
   std::string exit;           // asks the process to exit
   std::string print_many;     // prints 1,000 lines of 100 characters
+  std::string join_args;      // the arguments "a" and "b" joined by "+"
+  std::string no_args;        // whether `args` is empty
+  std::string yes;            // how the language prints true
 };
 
 const std::map<std::string, Snippets>& snippets() {
@@ -49,7 +52,10 @@ const std::map<std::string, Snippets>& snippets() {
         .busy_loop = "while true do end",
         .catching_loop = "while true do pcall(function() while true do end end) end",
         .exit = "os.exit(3)",
-        .print_many = "for i = 1, 1000 do print(string.rep('x', 99)) end"}},
+        .print_many = "for i = 1, 1000 do print(string.rep('x', 99)) end",
+        .join_args = "return args.a .. '+' .. args.b",
+        .no_args = "return next(args) == nil",
+        .yes = "true"}},
       {"python",
        {.bump = "count = globals().get('count', 0) + 1",
         .count = "count",
@@ -61,7 +67,10 @@ const std::map<std::string, Snippets>& snippets() {
         .catching_loop = "while True:\n    try:\n        while True:\n            pass\n"
                          "    except BaseException:\n        pass",
         .exit = "import sys\nsys.exit(3)",
-        .print_many = "for i in range(1000):\n    print('x' * 99)"}},
+        .print_many = "for i in range(1000):\n    print('x' * 99)",
+        .join_args = "args['a'] + '+' + args['b']",
+        .no_args = "len(args) == 0",
+        .yes = "True"}},
   };
   return table;
 }
@@ -140,6 +149,16 @@ TEST_P(Scripts, GlobalStateCarriesOverFromOneScriptToTheNext) {
   Interpreter main = d->open();
   for (int i = 0; i < 3; ++i) EXPECT_EQ(main.execute(code().bump).result, "");
   EXPECT_EQ(main.execute(code().count).result, "3");
+}
+
+TEST_P(Scripts, ArgumentsReachTheScriptAsArgsNeverAsCodeAndAreSetAnewEachTime) {
+  auto d = deploy();
+  Interpreter main = d->open();
+  EXPECT_EQ(main.execute(code().join_args, {{"a", "1"}, {"b", "2"}}).result, "1+2");
+  // Quotes and code in a value stay text.
+  const std::string tricky = "x' .. os.exit(1) .. '\"); import sys; sys.exit(1) #";
+  EXPECT_EQ(main.execute(code().join_args, {{"a", tricky}, {"b", ""}}).result, tricky + "+");
+  EXPECT_EQ(main.execute(code().no_args).result, code().yes);
 }
 
 TEST_P(Scripts, WhatAScriptPrintsIsReturnedWithItsResult) {

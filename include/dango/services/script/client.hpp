@@ -35,12 +35,12 @@ class Interpreter {
  public:
   Interpreter() = default;
 
-  // Runs `code` in the interpreter (after the scripts sent to it before, one at a time) and
-  // returns its value and what it printed (one RPC). Throws Error: kScriptError (it did not
+  // Runs `code` in the interpreter (after the scripts sent to it before, one at a time), with
+  // `args` as its global `args`, and returns its value and what it printed (one RPC). Throws Error: kScriptError (it did not
   // compile, or raised; the message is the interpreter's, with the line), kTimeLimit (it ran
   // past the interpreter's time_limit and was stopped), kMemoryLimit, kInvalidArgument (larger
   // than the provider's max_code_size), kUnknownInterpreter (destroyed since it was opened).
-  Execution execute(std::string_view code) const;
+  Execution execute(std::string_view code, const Arguments& args = {}) const;
 
   // Where the interpreter lives.
   const std::string& address() const;

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -52,6 +53,12 @@ struct ProviderOptions {
   static ProviderOptions from_json(const nlohmann::json& json, std::string_view path = "");
   nlohmann::json to_json() const;
 };
+
+// Named strings handed to a script with it: the script reads them as the global `args` (Lua: a
+// table, `args.key`; Python: a dict, `args["key"]`), set anew before each script. Passing values
+// this way rather than pasting them into the code keeps them from being read as code, and lets
+// the interpreter reuse the compiled script.
+using Arguments = std::map<std::string, std::string>;
 
 // What one script produced.
 struct Execution {

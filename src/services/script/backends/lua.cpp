@@ -45,7 +45,7 @@ class LuaBackend : public Backend {
   }
   ~LuaBackend() override { lua_close(state_); }
 
-  std::string execute(std::string_view code, Clock::time_point deadline,
+  std::string execute(std::string_view code, const Arguments& args, Clock::time_point deadline,
                       OutputSink& output) override {
     lua_State* L = state_;
     lua_settop(L, 0);
@@ -65,12 +65,14 @@ class LuaBackend : public Backend {
     lua_pushcfunction(L, &LuaBackend::traceback);
     int status = luaL_loadbufferx(L, code.data(), code.size(), "=script", "t");
     if (status != LUA_OK) throw failure(status);
-    // run_chunk calls the chunk and turns its values into one string, inside the protected call
-    // (a __tostring metamethod is Lua code too, and may fail or loop).
+    // run_chunk sets `args`, calls the chunk and turns its values into one string, inside the
+    // protected call (allocations may fail; a __tostring metamethod is Lua code, and may fail or
+    // loop).
     lua_pushcfunction(L, &LuaBackend::run_chunk);
     lua_insert(L, -2);
+    lua_pushlightuserdata(L, const_cast<Arguments*>(&args));
     lua_sethook(L, &LuaBackend::hook, LUA_MASKCOUNT, kHookInstructions);
-    status = lua_pcall(L, 1, 1, 1);
+    status = lua_pcall(L, 2, 1, 1);
     if (status != LUA_OK) throw failure(status);
     size_t length = 0;
     const char* text = lua_tolstring(L, -1, &length);
@@ -157,8 +159,17 @@ class LuaBackend : public Backend {
     return 1;
   }
 
-  // Calls the chunk (argument 1) and returns its values as one string, tab-separated.
+  // Sets the global `args` from the Arguments (argument 2), calls the chunk (argument 1) and
+  // returns its values as one string, tab-separated.
   static int run_chunk(lua_State* L) {
+    const auto& args = *static_cast<const Arguments*>(lua_touserdata(L, 2));
+    lua_pop(L, 1);
+    lua_createtable(L, 0, static_cast<int>(args.size()));
+    for (const auto& [key, value] : args) {
+      lua_pushlstring(L, value.data(), value.size());
+      lua_setfield(L, -2, key.c_str());
+    }
+    lua_setglobal(L, "args");
     lua_call(L, 0, LUA_MULTRET);
     const int n = lua_gettop(L);
     luaL_Buffer buffer;

@@ -440,11 +440,11 @@ class PythonBackend : public Backend {
     }
   }
 
-  std::string execute(std::string_view code, Clock::time_point deadline,
+  std::string execute(std::string_view code, const Arguments& args, Clock::time_point deadline,
                       OutputSink& output) override {
     Gil gil;
     Ref source{PyBytes_FromStringAndSize(code.data(), static_cast<Py_ssize_t>(code.size()))};
-    if (!source) throw Error(ErrorCode::kInternal, where() + take_python_error());
+    if (!source || !set_args(args)) throw Error(ErrorCode::kInternal, where() + take_python_error());
     return finish(run(source.get(), deadline, output));
   }
 
@@ -456,6 +456,19 @@ class PythonBackend : public Backend {
     std::string stray;
     bool timed_out = false;
   };
+
+  // Sets the global `args` to a new dict of the arguments (bytes that are not UTF-8 kept as
+  // surrogate escapes). With the GIL held.
+  bool set_args(const Arguments& args) {
+    Ref dict{PyDict_New()};
+    if (!dict) return false;
+    for (const auto& [key, value] : args) {
+      Ref text{PyUnicode_DecodeUTF8(value.data(), static_cast<Py_ssize_t>(value.size()),
+                                    "surrogateescape")};
+      if (!text || PyDict_SetItemString(dict.get(), key.c_str(), text.get()) != 0) return false;
+    }
+    return PyDict_SetItemString(globals_, "args", dict.get()) == 0;
+  }
 
   bool make_globals() {
     globals_ = PyDict_New();
