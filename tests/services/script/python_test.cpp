@@ -13,39 +13,19 @@
 #include "dango/services/script/client.hpp"
 #include "dango/services/script/provider.hpp"
 #include "dango/thread/thread.hpp"
+#include "services/script/script_test_util.hpp"
 
 namespace dango::script {
 namespace {
 
 using namespace std::chrono_literals;
 
-constexpr rpc::ProviderId kProviderId = 7;
+using testing::Deployment;
+using testing::kProviderId;
 
 InterpreterConfig python(const std::string& name, std::chrono::milliseconds time_limit = 10s) {
   return {.name = name, .language = "python", .time_limit = time_limit};
 }
-
-// A server engine whose script provider runs on its own execution stream, and the engine the
-// test calls from (the same one in process).
-struct Server {
-  Server(ProviderOptions options, bool in_process)
-      : engine(rpc::EngineOptions{.address = "tcp://127.0.0.1:0",
-                                  .threads = {.pools = {{.name = "server"}},
-                                              .xstreams = {{.name = "server", .pools = {"server"}}},
-                                              .progress_pool = "server",
-                                              .rpc_pool = "server"}}),
-        provider(std::make_unique<Provider>(engine, kProviderId, std::move(options))) {
-    if (!in_process) client_engine = std::make_unique<rpc::Engine>("tcp");
-  }
-  rpc::Engine& caller() { return client_engine ? *client_engine : engine; }
-  Interpreter open(const std::string& name = "main") {
-    return Client{caller()}.open(engine.address(), kProviderId, name);
-  }
-
-  rpc::Engine engine;
-  std::unique_ptr<Provider> provider;
-  std::unique_ptr<rpc::Engine> client_engine;
-};
 
 // The script::Error `body` threw; fails the test when it threw none.
 template <class F>
@@ -65,8 +45,8 @@ bool contains(const std::string& text, const std::string& part) {
 
 class PythonScripts : public ::testing::TestWithParam<bool> {
  protected:
-  std::unique_ptr<Server> serve(std::vector<InterpreterConfig> interpreters = {python("main")}) {
-    return std::make_unique<Server>(ProviderOptions{.interpreters = std::move(interpreters)},
+  std::unique_ptr<Deployment> serve(std::vector<InterpreterConfig> interpreters = {python("main")}) {
+    return std::make_unique<Deployment>(ProviderOptions{.interpreters = std::move(interpreters)},
                                     GetParam());
   }
 };
@@ -130,7 +110,7 @@ TEST_P(PythonScripts, NothingAScriptPrintsReachesTheServersOwnStdout) {
       "import sys\nprint('to the caller', flush=True)\n"
       "class Loud:\n    def __del__(self):\n        print('deleted', flush=True)\n"
       "kept = Loud()");
-  Client{server->caller()}.destroy_interpreter(server->engine.address(), kProviderId, "main");
+  server->client().destroy_interpreter(server->server.address(), kProviderId, "main");
   EXPECT_EQ(::testing::internal::GetCapturedStdout(), "");
   EXPECT_EQ(run.output, "to the caller\n");
 }
@@ -251,7 +231,7 @@ TEST_P(PythonScripts, TwoInterpretersRunTheirScriptsAtTheSameTime) {
   std::vector<std::string> results(2);
   std::vector<thread::Ult> callers;
   for (int i = 0; i < 2; ++i) {
-    callers.push_back(server->caller().rpc_pool().spawn([&, i] {
+    callers.push_back(server->engine().rpc_pool().spawn([&, i] {
       try {
         results[i] = (i == 0 ? a : b).execute(meet).result;
       } catch (const Error& e) {

@@ -15,13 +15,15 @@
 #include "dango/services/script/client.hpp"
 #include "dango/services/script/provider.hpp"
 #include "dango/thread/thread.hpp"
+#include "services/script/script_test_util.hpp"
 
 namespace dango::script {
 namespace {
 
 using namespace std::chrono_literals;
-
-constexpr rpc::ProviderId kProviderId = 4;
+using testing::Deployment;
+using testing::error_code_of;
+using testing::kProviderId;
 
 // The same behaviours written in each language.
 struct Snippets {
@@ -93,42 +95,6 @@ std::vector<Param> params() {
     out.push_back({language, false});
   }
   return out;
-}
-
-// A server engine with a script provider on its own execution stream (a script's wait must not
-// stall the client's calls), and the engine the test calls from.
-struct Deployment {
-  explicit Deployment(ProviderOptions options, bool in_process)
-      : server(rpc::EngineOptions{
-            .address = "tcp://127.0.0.1:0",
-            .threads = {.pools = {{.name = "server"}},
-                        .xstreams = {{.name = "server", .pools = {"server"}}},
-                        .progress_pool = "server",
-                        .rpc_pool = "server"}}),
-        provider(std::make_unique<Provider>(server, kProviderId, std::move(options))) {
-    if (!in_process) client_engine = std::make_unique<rpc::Engine>("tcp");
-  }
-  rpc::Engine& engine() { return client_engine ? *client_engine : server; }
-  Client client() { return Client{engine()}; }
-  Interpreter open(const std::string& name = "main") {
-    return client().open(server.address(), kProviderId, name);
-  }
-
-  rpc::Engine server;
-  std::unique_ptr<Provider> provider;
-  std::unique_ptr<rpc::Engine> client_engine;
-};
-
-// The script::Error code `body` threw (kOk when it threw nothing).
-template <class F>
-ErrorCode error_code_of(F&& body, std::string* message = nullptr) {
-  try {
-    body();
-  } catch (const Error& e) {
-    if (message) *message = e.what();
-    return e.code();
-  }
-  return ErrorCode::kOk;
 }
 
 class Scripts : public ::testing::TestWithParam<Param> {
