@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "baselines.hpp"
 #include "bench_server.hpp"
 #include "dango/net/transport.hpp"
 #include "dango/services/script/client.hpp"
@@ -40,15 +41,7 @@ const std::map<std::string, LanguageScripts>& scripts() {
 // Median latency (us) of `samples` calls of `call` after a tenth as warm-up.
 template <class Call>
 double median_us(std::size_t samples, Call&& call) {
-  for (std::size_t i = 0; i < samples / 10 + 1; ++i) call();
-  std::vector<double> us;
-  us.reserve(samples);
-  for (std::size_t i = 0; i < samples; ++i) {
-    const std::int64_t start = now_ns();
-    call();
-    us.push_back(static_cast<double>(now_ns() - start) / 1e3);
-  }
-  return median(std::move(us));
+  return median(time_round_trips(samples / 10 + 1, samples, call).latency_us);
 }
 
 void run_for_transport(const std::string& transport, const std::string& listen_address,

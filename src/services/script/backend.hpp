@@ -49,8 +49,9 @@ class Backend {
   // (see Arguments), sending what it prints to `output`, and returns the script's value (see
   // Execution::result). Stops the script once `deadline`
   // passes. Throws script::Error: kScriptError (a compile or run-time error; the message is the
-  // interpreter's, with the line), kTimeLimit, kMemoryLimit. Whatever the outcome, the
-  // interpreter stays usable, with the changes the script made before it stopped.
+  // interpreter's, with the line), kTimeLimit, kMemoryLimit; the provider puts the
+  // interpreter's name in front of the message. Whatever the outcome, the interpreter stays
+  // usable, with the changes the script made before it stopped.
   virtual std::string execute(std::string_view code, const Arguments& args,
                               std::chrono::steady_clock::time_point deadline,
                               OutputSink& output) = 0;

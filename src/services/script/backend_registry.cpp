@@ -37,9 +37,8 @@ std::unique_ptr<Backend> make_backend(const InterpreterConfig& config) {
   if (it == registry().end()) {
     std::string names;
     for (const auto& [name, factory] : registry()) names += (names.empty() ? "" : ", ") + name;
-    throw Error(ErrorCode::kUnknownLanguage, "interpreter \"" + config.name +
-                                                 "\": unknown language \"" + config.language +
-                                                 "\" (registered: " + names + ")");
+    throw Error(ErrorCode::kUnknownLanguage,
+                "unknown language \"" + config.language + "\" (registered: " + names + ")");
   }
   return it->second(config);
 }

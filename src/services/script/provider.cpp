@@ -8,10 +8,10 @@
 
 #include <chrono>
 #include <map>
-#include <mutex>
 #include <set>
 #include <shared_mutex>
 #include <string>
+#include <type_traits>
 
 #include "dango/common/config.hpp"
 #include "services/common/guarded.hpp"
@@ -29,7 +29,7 @@ namespace {
 class Hosted {
  public:
   explicit Hosted(InterpreterConfig config) : config_(std::move(config)) {
-    backend_ = worker_.run([this] { return make_backend(config_); });
+    backend_ = run([this] { return make_backend(config_); });
   }
   ~Hosted() {
     worker_.run([this] { backend_.reset(); });
@@ -42,7 +42,7 @@ class Hosted {
   // Runs `code` once the scripts handed over before it are done; its time limit counts from
   // when it starts.
   Execution execute(std::string_view code, const Arguments& args, size_t max_output) {
-    return worker_.run([&] {
+    return run([&] {
       OutputSink output(max_output);
       Execution execution;
       execution.result =
@@ -55,6 +55,17 @@ class Hosted {
   }
 
  private:
+  // Runs `job` on the interpreter's thread; a script::Error it throws gets the interpreter's
+  // name in front of its message.
+  template <class Job>
+  std::invoke_result_t<Job&> run(Job&& job) {
+    try {
+      return worker_.run(std::forward<Job>(job));
+    } catch (const Error& e) {
+      throw Error(e.code(), "interpreter \"" + config_.name + "\": " + e.what());
+    }
+  }
+
   InterpreterConfig config_;
   thread::WorkerThread worker_;
   std::unique_ptr<Backend> backend_;
@@ -81,24 +92,22 @@ class ProviderState {
     return find(name)->execute(code, args, max_output_size_);
   }
 
-  // Starts an interpreter; `path` is where its config came from, for ConfigError messages.
+  // Starts an interpreter; `path` is where its config came from, for ConfigError messages. No
+  // lock is held while it starts (the calling ULT waits for the interpreter's thread): two
+  // creates of one name may both start one, and the second to finish gives it up.
   void create(const InterpreterConfig& config, const std::string& path) {
-    std::lock_guard admin(admin_mutex_);
-    {
-      std::shared_lock lock(table_mutex_);
-      if (table_.count(config.name) != 0) {
-        throw Error(ErrorCode::kInterpreterExists,
-                    "interpreter \"" + config.name + "\" already exists");
-      }
-    }
+    if (exists(config.name)) throw taken(config.name);
     std::shared_ptr<Hosted> hosted;
     try {
       hosted = std::make_shared<Hosted>(config);
     } catch (const ConfigError& e) {
       throw ConfigError(path.empty() ? std::string(e.what()) : path + "." + e.what());
     }
-    std::unique_lock lock(table_mutex_);
-    table_.emplace(config.name, std::move(hosted));
+    {
+      std::unique_lock lock(table_mutex_);
+      if (table_.emplace(config.name, hosted).second) return;
+    }
+    throw taken(config.name);  // `hosted` is destroyed outside the lock
   }
 
   void destroy(std::string_view name) {
@@ -113,9 +122,8 @@ class ProviderState {
   }
 
   std::vector<InterpreterInfo> list() const {
-    std::shared_lock lock(table_mutex_);
     std::vector<InterpreterInfo> out;
-    for (const auto& [name, hosted] : table_) out.push_back({name, hosted->config().language});
+    for (const InterpreterConfig& config : configs()) out.push_back({config.name, config.language});
     return out;
   }
 
@@ -139,6 +147,13 @@ class ProviderState {
   size_t max_output_size() const { return max_output_size_; }
 
  private:
+  static Error taken(const std::string& name) {
+    return Error(ErrorCode::kInterpreterExists, "interpreter \"" + name + "\" already exists");
+  }
+  bool exists(std::string_view name) const {
+    std::shared_lock lock(table_mutex_);
+    return table_.find(name) != table_.end();
+  }
   static Error unknown(std::string_view name) {
     return Error(ErrorCode::kUnknownInterpreter,
                  "no interpreter \"" + std::string(name) + "\" at this provider");
@@ -152,7 +167,6 @@ class ProviderState {
 
   const size_t max_code_size_;
   const size_t max_output_size_;
-  std::mutex admin_mutex_;  // one create at a time (starting an interpreter may be slow)
   mutable std::shared_mutex table_mutex_;
   std::map<std::string, std::shared_ptr<Hosted>, std::less<>> table_;
 };

@@ -16,32 +16,28 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Instructions between two looks at the clock: ~10-50 µs of Lua.
+// Instructions between two looks at the clock: ~14 µs of a simple loop (dango-bench script's
+// 100,000 additions, about 400,000 instructions, run in 0.55 ms).
 constexpr int kHookInstructions = 10000;
-
-// The registry key under which each state keeps a pointer to its LuaBackend.
-constexpr const char* kSelfKey = "dango.script.interpreter";
 
 class LuaBackend : public Backend {
  public:
-  explicit LuaBackend(const InterpreterConfig& config)
-      : name_(config.name) {
+  explicit LuaBackend(const InterpreterConfig& config) {
     // The state and its libraries are made without a limit (running out there would be a panic,
     // not an error); a limit they already exceed is a configuration error.
     state_ = lua_newstate(&LuaBackend::allocate, this);
     if (state_ == nullptr) throw Error(ErrorCode::kInternal, "lua: cannot create a state");
-    const uint64_t limit = config.memory_limit;
     luaL_openlibs(state_);
     install_functions();
     lua_gc(state_, LUA_GCCOLLECT);
-    limit_ = limit;
-    if (limit_ != 0 && used_ > limit_) {
+    if (config.memory_limit != 0 && used_ > config.memory_limit) {
       const uint64_t needed = used_;
       lua_close(state_);
-      config::fail("memory_limit", std::to_string(limit) +
+      config::fail("memory_limit", std::to_string(config.memory_limit) +
                                        " bytes is less than a Lua state with its libraries needs (" +
                                        std::to_string(needed) + ")");
     }
+    limit_ = config.memory_limit;
   }
   ~LuaBackend() override { lua_close(state_); }
 
@@ -98,11 +94,9 @@ class LuaBackend : public Backend {
     return moved;
   }
 
+  // The backend of a state: kept in the state's extra space (lua_getextraspace).
   static LuaBackend& self(lua_State* L) {
-    lua_getfield(L, LUA_REGISTRYINDEX, kSelfKey);
-    auto* interpreter = static_cast<LuaBackend*>(lua_touserdata(L, -1));
-    lua_pop(L, 1);
-    return *interpreter;
+    return **static_cast<LuaBackend**>(lua_getextraspace(L));
   }
 
   static void hook(lua_State* L, lua_Debug*) {
@@ -185,8 +179,7 @@ class LuaBackend : public Backend {
 
   void install_functions() {
     lua_State* L = state_;
-    lua_pushlightuserdata(L, this);
-    lua_setfield(L, LUA_REGISTRYINDEX, kSelfKey);
+    *static_cast<LuaBackend**>(lua_getextraspace(L)) = this;
     lua_pushcfunction(L, &LuaBackend::print);
     lua_setglobal(L, "print");
     lua_getglobal(L, "io");
@@ -204,16 +197,14 @@ class LuaBackend : public Backend {
     size_t length = 0;
     const char* text = lua_tolstring(state_, -1, &length);
     std::string message = text != nullptr ? std::string(text, length) : "(no message)";
-    const std::string where = "interpreter \"" + name_ + "\": ";
-    if (timed_out_) return Error(ErrorCode::kTimeLimit, where + "time limit exceeded");
+    if (timed_out_) return Error(ErrorCode::kTimeLimit, "time limit exceeded");
     if (status == LUA_ERRMEM || over_limit_) {
       return Error(ErrorCode::kMemoryLimit,
-                   where + "memory limit of " + std::to_string(limit_) + " bytes exceeded");
+                   "memory limit of " + std::to_string(limit_) + " bytes exceeded");
     }
-    return Error(ErrorCode::kScriptError, where + message);
+    return Error(ErrorCode::kScriptError, message);
   }
 
-  std::string name_;
   lua_State* state_ = nullptr;
   uint64_t limit_ = 0;  // 0 while the state is being made
   uint64_t used_ = 0;

@@ -404,7 +404,7 @@ class Watch {
 class PythonBackend : public Backend {
  public:
   explicit PythonBackend(const InterpreterConfig& config)
-      : name_(config.name), time_limit_(config.time_limit) {
+      : time_limit_(config.time_limit) {
     if (config.memory_limit != 0) {
       config::fail("memory_limit",
                    "not supported by the python language (CPython has one heap per process, "
@@ -426,7 +426,7 @@ class PythonBackend : public Backend {
       PyGILState_Release(state);
     }
     if (!error.empty()) {
-      throw Error(ErrorCode::kInternal, where() + "cannot create its globals: " + error);
+      throw Error(ErrorCode::kInternal, "cannot create its globals: " + error);
     }
   }
 
@@ -444,7 +444,7 @@ class PythonBackend : public Backend {
                       OutputSink& output) override {
     Gil gil;
     Ref source{PyBytes_FromStringAndSize(code.data(), static_cast<Py_ssize_t>(code.size()))};
-    if (!source || !set_args(args)) throw Error(ErrorCode::kInternal, where() + take_python_error());
+    if (!source || !set_args(args)) throw Error(ErrorCode::kInternal, take_python_error());
     return finish(run(source.get(), deadline, output));
   }
 
@@ -510,17 +510,17 @@ class PythonBackend : public Backend {
 
   // The script's result, or its error. With the GIL held.
   std::string finish(Outcome outcome) const {
-    if (outcome.timed_out) throw Error(ErrorCode::kTimeLimit, where() + "time limit exceeded");
-    if (!outcome.pair) throw Error(ErrorCode::kScriptError, where() + outcome.stray);
+    if (outcome.timed_out) throw Error(ErrorCode::kTimeLimit, "time limit exceeded");
+    if (!outcome.pair) throw Error(ErrorCode::kScriptError, outcome.stray);
     PyObject* ok = PyTuple_GetItem(outcome.pair.get(), 0);    // borrowed
     PyObject* text = PyTuple_GetItem(outcome.pair.get(), 1);  // borrowed
     if (ok == nullptr || text == nullptr) {
       PyErr_Clear();
-      throw Error(ErrorCode::kInternal, where() + "the script runner returned no (ok, text) pair");
+      throw Error(ErrorCode::kInternal, "the script runner returned no (ok, text) pair");
     }
     std::string value = to_utf8(text);
     if (ok == Py_True) return value;
-    throw Error(ErrorCode::kScriptError, where() + shortened(std::move(value)));
+    throw Error(ErrorCode::kScriptError, shortened(std::move(value)));
   }
 
   // An error text without its final newline, its middle cut when it is very long (a script may
@@ -533,8 +533,6 @@ class PythonBackend : public Backend {
     return text.substr(0, head) + "\n[... " + std::to_string(text.size() - head - tail) +
            " bytes cut ...]\n" + text.substr(text.size() - tail);
   }
-
-  std::string where() const { return "interpreter \"" + name_ + "\": "; }
 
   // Named by its type only: running its __str__ here would be Python code outside the time
   // limit. Clears it.
@@ -549,7 +547,6 @@ class PythonBackend : public Backend {
     return std::string(name) + " (raised while reporting the script's error)";
   }
 
-  std::string name_;
   std::chrono::milliseconds time_limit_;
   Runtime* runtime_ = nullptr;
   PyObject* globals_ = nullptr;  // the interpreter's state: a "__main__" namespace of its own
